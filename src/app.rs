@@ -1,0 +1,327 @@
+//! `Application::build(config)` → a server bound to its port; `AppState`, the one `Arc` every
+//! handler shares; the router with its OpenAPI document.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use axum::Router;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::password::PasswordHashing;
+use crate::auth::rate_limit::AuthLimiter;
+use crate::auth::token::{self, Tokens};
+use crate::auth::TenantScope;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::ids::TenantId;
+use crate::metrics::Metrics;
+use crate::tenancy::{self, PoolSettings, TenantPools};
+
+/// Everything a handler may reach, behind one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+pub struct App {
+    pub config: Config,
+    pub master: Db,
+    pub tenants: TenantPools,
+    pub tokens: Tokens,
+    pub passwords: PasswordHashing,
+    pub limiter: AuthLimiter,
+    pub metrics: Metrics,
+}
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// A built server, bound to its port, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let state = tokio::task::spawn_blocking(move || build_state(config)).await??;
+        let listener = TcpListener::bind(state.config.listen).await?;
+        let router = router(state.clone());
+        tracing::info!(address = %listener.local_addr()?, data_dir = %state.config.data_dir.display(), "AEZEN listening");
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains requests and closes every database.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then drains requests and closes every database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Self {
+            listener,
+            router,
+            state,
+        } = self;
+        let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        housekeeping.abort();
+        state.tenants.clear();
+        tracing::info!("AEZEN stopped");
+        served
+    }
+}
+
+fn build_state(config: Config) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(config.tenants_dir())?;
+    std::fs::create_dir_all(&config.sessions_dir)?;
+    let capacity = fit_cache_to_file_limit(&config);
+    let metrics = Metrics::new();
+    let master = tenancy::open_master(&config.master_db_path())?;
+    let tenants = TenantPools::new(
+        master.clone(),
+        config.tenants_dir(),
+        &PoolSettings {
+            capacity,
+            idle: Duration::from_secs(config.tenant_idle_secs),
+            connections_per_tenant: config.tenant_pool_size.max(1),
+        },
+        metrics.clone(),
+    );
+    let secret = token::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+    let tokens = Tokens::new(&secret, config.token_ttl_hours);
+    let passwords = PasswordHashing::new(config.hash_concurrency())
+        .map_err(|e| anyhow::anyhow!("password hashing: {e}"))?;
+    let limiter = AuthLimiter::new(
+        config.login_per_ip_per_minute,
+        config.login_per_account_per_minute,
+        metrics.clone(),
+    );
+    Ok(AppState(Arc::new(App {
+        config,
+        master,
+        tenants,
+        tokens,
+        passwords,
+        limiter,
+        metrics,
+    })))
+}
+
+/// Raises the soft open-file limit to the hard one and shrinks the tenant cache if
+/// `capacity × connections × 3` (db, -wal, -shm per connection) would not fit in the half of
+/// it left after sockets and everything else.
+fn fit_cache_to_file_limit(config: &Config) -> u64 {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let per_tenant = u64::from(config.tenant_pool_size.max(1)) * 3;
+    let fits = (limit / 2) / per_tenant;
+    if config.tenant_cache_capacity > fits {
+        tracing::warn!(
+            configured = config.tenant_cache_capacity,
+            used = fits,
+            open_file_limit = limit,
+            "tenant cache capacity lowered to fit the open-file limit"
+        );
+        fits.max(1)
+    } else {
+        config.tenant_cache_capacity
+    }
+}
+
+/// Periodic upkeep: forget recovered rate-limit keys.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.limiter.forget_idle();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; draining requests");
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "AEZEN",
+        description = "Self-hosted, multi-tenant WhatsApp shared inbox. Errors are always \
+                       `{\"error\": {\"code\", \"message\"}}`."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of every route, as built from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(crate::auth::routes::router())
+        .merge(crate::team::router())
+        .routes(routes!(healthz))
+        .routes(routes!(tenant_info))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+}
+
+fn router(state: AppState) -> Router {
+    let (api, _) = api_routes().split_for_parts();
+    api.fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the master registry answers.
+    pub status: &'static str,
+}
+
+/// Liveness and readiness: answers once the master registry answers a query.
+#[utoipa::path(get, path = "/api/healthz", tag = "ops",
+    responses((status = 200, body = Health), (status = 500, body = ErrorBody)))]
+async fn healthz(State(state): State<AppState>) -> ApiResult<ApiJson<Health>> {
+    state
+        .master
+        .run(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+        .await?;
+    Ok(ApiJson(Health { status: "ok" }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantInfo {
+    pub id: TenantId,
+    /// Schema version of the tenant's database file.
+    pub schema_version: i64,
+}
+
+/// The caller's tenant database: its id and schema version (opens the file if it is not open).
+#[utoipa::path(get, path = "/api/tenant", tag = "ops",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = TenantInfo),
+        (status = 401, description = "missing, invalid, expired or revoked token", body = ErrorBody),
+        (status = 503, description = "the tenant's database file is missing or unusable", body = ErrorBody),
+    ))]
+async fn tenant_info(scope: TenantScope) -> ApiResult<ApiJson<TenantInfo>> {
+    let id = scope.caller.tenant_id();
+    let schema_version = scope
+        .db
+        .run(|conn| Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?))
+        .await?;
+    Ok(ApiJson(TenantInfo { id, schema_version }))
+}
+
+/// Prometheus text exposition of the server's counters.
+#[utoipa::path(get, path = "/api/metrics", tag = "ops",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state.metrics.render(state.tenants.open_count());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "ops",
+    responses((status = 200, content_type = "application/json", body = Object)))]
+async fn openapi_json() -> impl IntoResponse {
+    axum::Json(openapi())
+}

@@ -1,0 +1,87 @@
+//! Configuration: one struct, from command-line flags with environment fallbacks and
+//! defaults that serve. `main` parses it; tests build it with [`Config::for_data_root`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+/// AEZEN — a self-hosted, multi-tenant WhatsApp shared inbox.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "aezen", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "AEZEN_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// Folder holding `master.db` and `tenants/<db_name>.db`; created on first run.
+    #[arg(long, env = "AEZEN_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Folder holding one WhatsApp session store per tenant (`<tenant-id>/`).
+    #[arg(long, env = "AEZEN_SESSIONS_DIR", default_value = "./sessions")]
+    pub sessions_dir: PathBuf,
+
+    /// Secret for signing tokens (at least 32 bytes). When unset, one is generated once into
+    /// `<data-dir>/jwt_secret` (mode 0600) and reused.
+    #[arg(long, env = "AEZEN_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long a login token stays valid, in hours.
+    #[arg(long, env = "AEZEN_TOKEN_TTL_HOURS", default_value_t = 24)]
+    pub token_ttl_hours: u64,
+
+    /// Most tenant databases kept open at once (LRU beyond that).
+    #[arg(long, env = "AEZEN_TENANT_CACHE_CAPACITY", default_value_t = 256)]
+    pub tenant_cache_capacity: u64,
+
+    /// Seconds an unused tenant database stays open.
+    #[arg(long, env = "AEZEN_TENANT_IDLE_SECS", default_value_t = 600)]
+    pub tenant_idle_secs: u64,
+
+    /// Most SQLite connections per open tenant database.
+    #[arg(long, env = "AEZEN_TENANT_POOL_SIZE", default_value_t = 4)]
+    pub tenant_pool_size: u32,
+
+    /// Largest JSON request body accepted, in bytes.
+    #[arg(long, env = "AEZEN_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Login/sign-up attempts allowed per client IP per minute.
+    #[arg(long, env = "AEZEN_LOGIN_PER_IP_PER_MINUTE", default_value_t = 20)]
+    pub login_per_ip_per_minute: u32,
+
+    /// Login attempts allowed per account (email) per minute.
+    #[arg(long, env = "AEZEN_LOGIN_PER_ACCOUNT_PER_MINUTE", default_value_t = 5)]
+    pub login_per_account_per_minute: u32,
+
+    /// Password hashes computed at once (each takes ~19 MiB and a core for tens of ms).
+    /// Defaults to the number of cores.
+    #[arg(long, env = "AEZEN_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+}
+
+impl Config {
+    /// The defaults, with data and sessions under `root` (used by tests and tools).
+    pub fn for_data_root(root: &Path) -> Self {
+        let mut config = Self::parse_from(["aezen"]);
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.data_dir = root.join("data");
+        config.sessions_dir = root.join("sessions");
+        config
+    }
+
+    pub fn master_db_path(&self) -> PathBuf {
+        self.data_dir.join("master.db")
+    }
+
+    pub fn tenants_dir(&self) -> PathBuf {
+        self.data_dir.join("tenants")
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        self.hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        })
+    }
+}

@@ -1,0 +1,171 @@
+//! SQLite plumbing shared by the master registry and the tenant files: connection pragmas,
+//! pool construction, schema migration with a cheap up-to-date guard, and [`Db::run`], the
+//! one door through which rusqlite work leaves the async workers.
+//!
+//! Nothing outside this module calls `pool.get()`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OpenFlags};
+use scheduled_thread_pool::ScheduledThreadPool;
+
+use crate::error::ApiError;
+
+/// A pool of connections to one SQLite file.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<SqliteConnectionManager>,
+}
+
+/// How durable commits are: FULL for the master registry, NORMAL for tenant files.
+#[derive(Debug, Clone, Copy)]
+pub enum Durability {
+    Full,
+    Normal,
+}
+
+impl Db {
+    /// Runs `f` with a pooled connection on tokio's blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| ApiError::internal("sqlite pool checkout", e))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| ApiError::internal("blocking task", e))?
+    }
+
+    /// Like [`Db::run`], for callers already on a blocking thread.
+    pub fn run_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| ApiError::internal("sqlite pool checkout", e))?;
+        f(&mut conn)
+    }
+}
+
+/// Applies the per-connection settings from `shared/notes/sqlite.md`. `busy_timeout` comes
+/// first so that the WAL switch itself waits for a lock instead of failing.
+fn init_connection(conn: &mut Connection, durability: Durability) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = {synchronous};
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -1024;
+         PRAGMA journal_size_limit = 8388608;
+         PRAGMA trusted_schema = OFF;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(())
+}
+
+/// Opens (never creates) a pool on an existing file.
+///
+/// `min_idle = 1` keeps one warm connection per open tenant and makes `build` prove the file
+/// opens. The reaper thread pool is shared by every pool: r2d2 would otherwise start three
+/// threads per pool.
+pub fn open_pool(
+    path: &Path,
+    durability: Durability,
+    max_size: u32,
+    threads: Arc<ScheduledThreadPool>,
+) -> Result<Db, r2d2::Error> {
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_init(move |conn| init_connection(conn, durability));
+    let pool = Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .connection_timeout(Duration::from_secs(10))
+        .thread_pool(threads)
+        .build(manager)?;
+    Ok(Db { pool })
+}
+
+/// Opens one connection outside any pool: `create` decides whether a missing file is created
+/// (first run of the master, provisioning of a tenant) or is an error.
+pub fn open_connection(
+    path: &Path,
+    durability: Durability,
+    create: bool,
+) -> rusqlite::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    init_connection(&mut conn, durability)?;
+    Ok(conn)
+}
+
+/// Why a schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("database schema version {found} is newer than this binary's {expected}; upgrade AEZEN")]
+    NewerThanBinary { found: i64, expected: i64 },
+    #[error(transparent)]
+    Refinery(#[from] refinery::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Whether [`migrate`] ran the migration runner or found the file already current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrated {
+    UpToDate,
+    Applied,
+}
+
+/// Brings `conn` to the newest schema of `runner`, all or nothing.
+///
+/// `PRAGMA user_version` records the last applied version, so an up-to-date file costs one
+/// pragma read instead of a scan of refinery's history table; a newer file is refused.
+pub fn migrate(
+    conn: &mut Connection,
+    runner: refinery::Runner,
+) -> Result<Migrated, MigrateError> {
+    let expected = runner
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0);
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found == expected {
+        return Ok(Migrated::UpToDate);
+    }
+    if found > expected {
+        return Err(MigrateError::NewerThanBinary { found, expected });
+    }
+    runner
+        .set_grouped(true)
+        .set_abort_divergent(true)
+        .set_abort_missing(true)
+        .run(conn)?;
+    conn.pragma_update(None, "user_version", expected)?;
+    Ok(Migrated::Applied)
+}

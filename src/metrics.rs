@@ -1,0 +1,65 @@
+//! Counters exported at `GET /api/metrics` in Prometheus text format.
+//!
+//! Each application owns its own registry (prometheus-client, no global recorder), so several
+//! servers in one process — as in the test suite — never mix their counts.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Tenant pools opened (cache misses that succeeded).
+    pub tenant_opens: Counter,
+    /// Tenant files created (provisioning).
+    pub tenant_provisions: Counter,
+    /// Tenant files whose schema the migration runner changed.
+    pub tenant_migrations: Counter,
+    /// Login or sign-up attempts refused by the rate limiter.
+    pub rate_limited: Counter,
+    tenant_pools_cached: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("aezen");
+        let tenant_opens = Counter::default();
+        let tenant_provisions = Counter::default();
+        let tenant_migrations = Counter::default();
+        let rate_limited = Counter::default();
+        let tenant_pools_cached = Gauge::default();
+        registry.register("tenant_opens", "Tenant database pools opened", tenant_opens.clone());
+        registry.register("tenant_provisions", "Tenant database files created", tenant_provisions.clone());
+        registry.register("tenant_migrations", "Tenant database files migrated", tenant_migrations.clone());
+        registry.register("auth_rate_limited", "Login or sign-up attempts refused by the rate limiter", rate_limited.clone());
+        registry.register("tenant_pools_cached", "Tenant databases currently open", tenant_pools_cached.clone());
+        Self {
+            registry: Arc::new(registry),
+            tenant_opens,
+            tenant_provisions,
+            tenant_migrations,
+            rate_limited,
+            tenant_pools_cached,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self, open_tenants: u64) -> String {
+        self.tenant_pools_cached
+            .set(i64::try_from(open_tenants).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,208 @@
+//! `/api/team`: a tenant's users. Everyone in the tenant may list the team; owners and admins
+//! manage it. Rules beyond the contract, chosen for a shared inbox:
+//! - only an owner may create an owner, promote to or demote from owner, or remove an owner;
+//! - the last owner can be neither demoted nor removed (409 `last_owner`), checked inside the
+//!   same `BEGIN IMMEDIATE` transaction as the change, so two concurrent demotions cannot
+//!   both pass;
+//! - removing a user ends their tokens at once (their row is gone).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use rusqlite::TransactionBehavior;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::auth::users::{self, Role, User};
+use crate::auth::{CurrentUser, password};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
+use crate::ids::UserId;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_team, create_member))
+        .routes(routes!(update_member, delete_member))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamList {
+    pub items: Vec<User>,
+    /// Always null: a team fits in one page.
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's team.
+#[utoipa::path(get, path = "/api/team", tag = "team",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = TeamList),
+        (status = 401, description = "missing, invalid, expired or revoked token", body = ErrorBody),
+    ))]
+async fn list_team(State(state): State<AppState>, caller: CurrentUser) -> ApiResult<ApiJson<TeamList>> {
+    let tenant = caller.tenant_id();
+    let items = state
+        .master
+        .run(move |conn| Ok(users::list(conn, tenant)?))
+        .await?;
+    Ok(ApiJson(TeamList {
+        items,
+        next_cursor: None,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateMember {
+    pub name: String,
+    pub email: String,
+    /// 8 to 256 characters; the member can change it after signing in.
+    pub password: String,
+    pub role: Role,
+}
+
+/// Adds a user to the caller's tenant (owner/admin only).
+#[utoipa::path(post, path = "/api/team", tag = "team",
+    security(("bearer" = [])),
+    request_body = CreateMember,
+    responses(
+        (status = 201, body = User),
+        (status = 401, description = "missing, invalid, expired or revoked token", body = ErrorBody),
+        (status = 403, description = "caller may not manage the team (or grant owner)", body = ErrorBody),
+        (status = 409, description = "email already taken", body = ErrorBody),
+        (status = 422, description = "a field is missing or invalid", body = ErrorBody),
+    ))]
+async fn create_member(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiJson(req): ApiJson<CreateMember>,
+) -> ApiResult<(StatusCode, ApiJson<User>)> {
+    caller.require_manager()?;
+    require_owner_for(&caller, req.role)?;
+    let user = User {
+        id: UserId::new(),
+        email: users::normalize_email("email", &req.email)?,
+        name: users::normalize_name("name", &req.name)?,
+        role: req.role,
+        tenant_id: caller.tenant_id(),
+        created_at: Utc::now(),
+    };
+    password::validate_new("password", &req.password)?;
+    let hash = state.passwords.hash(req.password).await?;
+    let stored = user.clone();
+    state
+        .master
+        .run(move |conn| users::insert(conn, &stored, &hash))
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(user)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMember {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+}
+
+/// Renames a member or changes their role (owner/admin only).
+#[utoipa::path(patch, path = "/api/team/{id}", tag = "team",
+    security(("bearer" = [])),
+    params(("id" = UserId, Path, description = "the member's id")),
+    request_body = UpdateMember,
+    responses(
+        (status = 200, body = User),
+        (status = 401, description = "missing, invalid, expired or revoked token", body = ErrorBody),
+        (status = 403, description = "caller may not manage the team (or this owner)", body = ErrorBody),
+        (status = 404, description = "no such member in the caller's tenant", body = ErrorBody),
+        (status = 409, description = "would leave the tenant without an owner", body = ErrorBody),
+        (status = 422, description = "a field is invalid", body = ErrorBody),
+    ))]
+async fn update_member(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(req): ApiJson<UpdateMember>,
+) -> ApiResult<ApiJson<User>> {
+    caller.require_manager()?;
+    let name = req
+        .name
+        .as_deref()
+        .map(|n| users::normalize_name("name", n))
+        .transpose()?;
+    let tenant = caller.tenant_id();
+    let user = state
+        .master
+        .run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut user = users::find(&tx, tenant, id)?
+                .ok_or_else(|| ApiError::not_found("team member"))?
+                .user;
+            if let Some(role) = req.role.filter(|r| *r != user.role) {
+                require_owner_for(&caller, user.role)?;
+                require_owner_for(&caller, role)?;
+                if user.role == Role::Owner && users::count_owners(&tx, tenant)? <= 1 {
+                    return Err(last_owner());
+                }
+                user.role = role;
+            }
+            if let Some(name) = name {
+                user.name = name;
+            }
+            users::update(&tx, &user)?;
+            tx.commit()?;
+            Ok(user)
+        })
+        .await?;
+    Ok(ApiJson(user))
+}
+
+/// Removes a member from the team (owner/admin only); their tokens stop working at once.
+#[utoipa::path(delete, path = "/api/team/{id}", tag = "team",
+    security(("bearer" = [])),
+    params(("id" = UserId, Path, description = "the member's id")),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 401, description = "missing, invalid, expired or revoked token", body = ErrorBody),
+        (status = 403, description = "caller may not manage the team (or this owner)", body = ErrorBody),
+        (status = 404, description = "no such member in the caller's tenant", body = ErrorBody),
+        (status = 409, description = "would leave the tenant without an owner", body = ErrorBody),
+    ))]
+async fn delete_member(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<StatusCode> {
+    caller.require_manager()?;
+    let tenant = caller.tenant_id();
+    state
+        .master
+        .run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let user = users::find(&tx, tenant, id)?
+                .ok_or_else(|| ApiError::not_found("team member"))?
+                .user;
+            require_owner_for(&caller, user.role)?;
+            if user.role == Role::Owner && users::count_owners(&tx, tenant)? <= 1 {
+                return Err(last_owner());
+            }
+            users::delete(&tx, tenant, id)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Only an owner may act on the owner role (grant it, take it, or touch an owner).
+fn require_owner_for(caller: &CurrentUser, role: Role) -> Result<(), ApiError> {
+    if role == Role::Owner && caller.user.role != Role::Owner {
+        return Err(ApiError::forbidden("only an owner may manage owners"));
+    }
+    Ok(())
+}
+
+fn last_owner() -> ApiError {
+    ApiError::conflict("last_owner", "a tenant must keep at least one owner")
+}
