@@ -7,10 +7,10 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::IntoResponse;
-use axum::Router;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -19,10 +19,10 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::TenantScope;
 use crate::auth::password::PasswordHashing;
 use crate::auth::rate_limit::AuthLimiter;
 use crate::auth::token::{self, Tokens};
-use crate::auth::TenantScope;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};

@@ -125,7 +125,9 @@ pub fn open_connection(
 /// Why a schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    #[error("database schema version {found} is newer than this binary's {expected}; upgrade AEZEN")]
+    #[error(
+        "database schema version {found} is newer than this binary's {expected}; upgrade AEZEN"
+    )]
     NewerThanBinary { found: i64, expected: i64 },
     #[error(transparent)]
     Refinery(#[from] refinery::Error),
@@ -144,10 +146,7 @@ pub enum Migrated {
 ///
 /// `PRAGMA user_version` records the last applied version, so an up-to-date file costs one
 /// pragma read instead of a scan of refinery's history table; a newer file is refused.
-pub fn migrate(
-    conn: &mut Connection,
-    runner: refinery::Runner,
-) -> Result<Migrated, MigrateError> {
+pub fn migrate(conn: &mut Connection, runner: refinery::Runner) -> Result<Migrated, MigrateError> {
     let expected = runner
         .get_migrations()
         .iter()

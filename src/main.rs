@@ -12,6 +12,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = Config::parse();
-    Application::build(config).await?.run_until_stopped().await?;
+    Application::build(config)
+        .await?
+        .run_until_stopped()
+        .await?;
     Ok(())
 }

@@ -32,11 +32,31 @@ impl Metrics {
         let tenant_migrations = Counter::default();
         let rate_limited = Counter::default();
         let tenant_pools_cached = Gauge::default();
-        registry.register("tenant_opens", "Tenant database pools opened", tenant_opens.clone());
-        registry.register("tenant_provisions", "Tenant database files created", tenant_provisions.clone());
-        registry.register("tenant_migrations", "Tenant database files migrated", tenant_migrations.clone());
-        registry.register("auth_rate_limited", "Login or sign-up attempts refused by the rate limiter", rate_limited.clone());
-        registry.register("tenant_pools_cached", "Tenant databases currently open", tenant_pools_cached.clone());
+        registry.register(
+            "tenant_opens",
+            "Tenant database pools opened",
+            tenant_opens.clone(),
+        );
+        registry.register(
+            "tenant_provisions",
+            "Tenant database files created",
+            tenant_provisions.clone(),
+        );
+        registry.register(
+            "tenant_migrations",
+            "Tenant database files migrated",
+            tenant_migrations.clone(),
+        );
+        registry.register(
+            "auth_rate_limited",
+            "Login or sign-up attempts refused by the rate limiter",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "tenant_pools_cached",
+            "Tenant databases currently open",
+            tenant_pools_cached.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             tenant_opens,

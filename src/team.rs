@@ -42,7 +42,10 @@ pub struct TeamList {
         (status = 200, body = TeamList),
         (status = 401, description = "missing, invalid, expired or revoked token", body = ErrorBody),
     ))]
-async fn list_team(State(state): State<AppState>, caller: CurrentUser) -> ApiResult<ApiJson<TeamList>> {
+async fn list_team(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> ApiResult<ApiJson<TeamList>> {
     let tenant = caller.tenant_id();
     let items = state
         .master

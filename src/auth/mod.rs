@@ -70,7 +70,9 @@ impl FromRequestParts<AppState> for CurrentUser {
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token in Authorization header"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing bearer token in Authorization header")
+            })?;
         state.authenticate(token.trim()).await
     }
 }

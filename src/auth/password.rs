@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
@@ -41,7 +41,11 @@ impl PasswordHashing {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.decoy.to_string());
         let matches = self
-            .blocking(move || Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok())
+            .blocking(move || {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), hash.as_str())
+                    .is_ok()
+            })
             .await?;
         Ok(known && matches)
     }

@@ -112,7 +112,11 @@ pub fn find_by_email(conn: &Connection, email: &str) -> rusqlite::Result<Option<
 }
 
 /// The user `id`, only if it belongs to `tenant`.
-pub fn find(conn: &Connection, tenant: TenantId, id: UserId) -> rusqlite::Result<Option<UserRecord>> {
+pub fn find(
+    conn: &Connection,
+    tenant: TenantId,
+    id: UserId,
+) -> rusqlite::Result<Option<UserRecord>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM user WHERE id = ?1 AND tenant_id = ?2"
     ))?
@@ -130,7 +134,12 @@ pub fn list(conn: &Connection, tenant: TenantId) -> rusqlite::Result<Vec<User>> 
 
 /// Sets a new password hash and bumps the token version, ending every earlier token.
 /// Returns the new version.
-pub fn set_password(conn: &Connection, tenant: TenantId, id: UserId, hash: &str) -> rusqlite::Result<i64> {
+pub fn set_password(
+    conn: &Connection,
+    tenant: TenantId,
+    id: UserId,
+    hash: &str,
+) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "UPDATE user SET password_hash = ?3, token_version = token_version + 1
          WHERE id = ?1 AND tenant_id = ?2 RETURNING token_version",
@@ -140,7 +149,12 @@ pub fn set_password(conn: &Connection, tenant: TenantId, id: UserId, hash: &str)
 
 pub fn update(conn: &Connection, user: &User) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE user SET name = ?3, role = ?4 WHERE id = ?1 AND tenant_id = ?2")?
-        .execute(params![user.id, user.tenant_id, user.name, user.role.as_str()])?;
+        .execute(params![
+            user.id,
+            user.tenant_id,
+            user.name,
+            user.role.as_str()
+        ])?;
     Ok(())
 }
 
@@ -170,7 +184,9 @@ pub fn normalize_email(field: &str, email: &str) -> Result<String, ApiError> {
     if valid {
         Ok(email)
     } else {
-        Err(ApiError::validation(format!("{field} is not a valid email address")))
+        Err(ApiError::validation(format!(
+            "{field} is not a valid email address"
+        )))
     }
 }
 

@@ -29,6 +29,11 @@ pub fn open_master(path: &Path) -> anyhow::Result<Db> {
         tracing::info!(path = %path.display(), "master registry migrated");
     }
     drop(conn);
-    let threads = Arc::new(ScheduledThreadPool::builder().num_threads(1).thread_name_pattern("sqlite-master-{}").build());
+    let threads = Arc::new(
+        ScheduledThreadPool::builder()
+            .num_threads(1)
+            .thread_name_pattern("sqlite-master-{}")
+            .build(),
+    );
     Ok(db::open_pool(path, Durability::Full, 8, threads)?)
 }

@@ -57,7 +57,12 @@ struct Inner {
 }
 
 impl TenantPools {
-    pub fn new(master: Db, tenants_dir: PathBuf, settings: &PoolSettings, metrics: Metrics) -> Self {
+    pub fn new(
+        master: Db,
+        tenants_dir: PathBuf,
+        settings: &PoolSettings,
+        metrics: Metrics,
+    ) -> Self {
         let cache = Cache::builder()
             .max_capacity(settings.capacity)
             .time_to_idle(settings.idle)
@@ -69,7 +74,12 @@ impl TenantPools {
                 master,
                 tenants_dir,
                 connections_per_tenant: settings.connections_per_tenant,
-                threads: Arc::new(ScheduledThreadPool::builder().num_threads(2).thread_name_pattern("sqlite-pool-{}").build()),
+                threads: Arc::new(
+                    ScheduledThreadPool::builder()
+                        .num_threads(2)
+                        .thread_name_pattern("sqlite-pool-{}")
+                        .build(),
+                ),
                 metrics,
             }),
         }
@@ -82,10 +92,14 @@ impl TenantPools {
         }
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            inner
+            let db = inner
                 .cache
                 .try_get_with(tenant, || inner.open(tenant))
-                .map_err(Arc::unwrap_or_clone)
+                .map_err(Arc::unwrap_or_clone)?;
+            // moka applies evictions in batches; run them now, on a miss (rare next to
+            // hits), so the number of open files stays within capacity, not just near it.
+            inner.cache.run_pending_tasks();
+            Ok(db)
         })
         .await
         .map_err(|e| ApiError::internal("tenant open task", e))?
@@ -110,7 +124,9 @@ impl Inner {
             .master
             .run_blocking(|conn| Ok(registry::find(conn, tenant)?))?
             .ok_or_else(|| ApiError::not_found("tenant"))?;
-        let path = self.tenants_dir.join(format!("{}.db", record.db_name.as_str()));
+        let path = self
+            .tenants_dir
+            .join(format!("{}.db", record.db_name.as_str()));
         if !record.provisioned {
             self.provision(&record, &path)?;
         } else if !path.exists() {
@@ -151,7 +167,11 @@ impl Inner {
             .run_blocking(|conn| Ok(registry::mark_provisioned(conn, tenant)?))
     }
 
-    fn check_and_migrate(&self, conn: &mut Connection, record: &TenantRecord) -> Result<(), ApiError> {
+    fn check_and_migrate(
+        &self,
+        conn: &mut Connection,
+        record: &TenantRecord,
+    ) -> Result<(), ApiError> {
         let tenant = record.tenant.id;
         let migrated = db::migrate(conn, embedded::migrations::runner()).map_err(|e| {
             tracing::error!(tenant = %tenant, error = %e, "tenant database cannot be migrated");
@@ -161,7 +181,11 @@ impl Inner {
             self.metrics.tenant_migrations.inc();
         }
         let owner: Option<String> = conn
-            .query_row("SELECT value FROM tenant_meta WHERE key = 'tenant_id'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM tenant_meta WHERE key = 'tenant_id'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         match owner {
             None => {

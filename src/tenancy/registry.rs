@@ -68,13 +68,16 @@ impl DbName {
     }
 }
 
-pub fn insert(
-    conn: &Connection,
-    tenant: &Tenant,
-    db_name: &DbName,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT INTO tenant (id, name, db_name, created_at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![tenant.id, tenant.name, db_name.as_str(), tenant.created_at])?;
+pub fn insert(conn: &Connection, tenant: &Tenant, db_name: &DbName) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tenant (id, name, db_name, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        tenant.id,
+        tenant.name,
+        db_name.as_str(),
+        tenant.created_at
+    ])?;
     Ok(())
 }
 
@@ -114,7 +117,8 @@ pub fn mark_provisioned(conn: &Connection, id: TenantId) -> rusqlite::Result<()>
 
 /// Removes a tenant and (by cascade) its users; used to take back a sign-up that failed.
 pub fn delete(conn: &Connection, id: TenantId) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM tenant WHERE id = ?1")?.execute([id])?;
+    conn.prepare_cached("DELETE FROM tenant WHERE id = ?1")?
+        .execute([id])?;
     Ok(())
 }
 
@@ -125,9 +129,16 @@ mod tests {
     #[test]
     fn generated_db_names_are_readable_and_safe() {
         let name = DbName::generate("Brand: Nike / EU");
-        assert!(name.as_str().starts_with("aezen_brand_nike_eu_"), "{name:?}");
+        assert!(
+            name.as_str().starts_with("aezen_brand_nike_eu_"),
+            "{name:?}"
+        );
         assert_eq!(DbName::parse(name.as_str()), Some(name.clone()));
-        assert!(DbName::generate("Ünïcødé ☃").as_str().starts_with("aezen_n_c_d_"));
+        assert!(
+            DbName::generate("Ünïcødé ☃")
+                .as_str()
+                .starts_with("aezen_n_c_d_")
+        );
         assert!(DbName::generate("☃☃").as_str().starts_with("aezen_tenant_"));
         assert!(DbName::generate(&"x".repeat(500)).as_str().len() <= 64);
     }

@@ -1,0 +1,8 @@
+//! One integration test binary (one link, shared helpers): each module starts the real
+//! application on a temp dir and talks to it as a client would.
+
+mod auth;
+mod contract;
+mod helpers;
+mod team;
+mod tenancy;

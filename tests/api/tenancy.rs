@@ -1,0 +1,198 @@
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn sign_up_creates_exactly_one_new_tenant_file() {
+    let app = spawn_app().await;
+    assert!(app.tenant_files().is_empty());
+    app.register("Nike EU").await;
+    let files = app.tenant_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_stem().unwrap().to_str().unwrap();
+    assert!(name.starts_with("aezen_nike_eu_"), "{name}");
+    assert!(
+        name.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    );
+
+    app.register("Nike EU").await;
+    let files = app.tenant_files();
+    assert_eq!(files.len(), 2, "two sign-ups, two files: {files:?}");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_first_requests_open_a_tenant_once() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let app = app.restart().await; // cold cache
+    assert_eq!(app.metric("aezen_tenant_opens_total").await, 0);
+
+    let requests = (0..50).map(|_| app.get("/api/tenant", &owner.token));
+    for (status, body) in futures::future::join_all(requests).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["id"], owner.tenant_id);
+    }
+    assert_eq!(app.metric("aezen_tenant_opens_total").await, 1);
+    assert_eq!(
+        app.metric("aezen_tenant_migrations_total").await,
+        0,
+        "an up-to-date file is not migrated again"
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_first_requests_create_and_migrate_an_unprovisioned_tenant_once() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let (root, config) = app.stop().await;
+    // As if the server had died between recording the sign-up and creating the file.
+    let file = std::fs::read_dir(config.tenants_dir())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for entry in std::fs::read_dir(config.tenants_dir()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    rusqlite::Connection::open(config.master_db_path())
+        .unwrap()
+        .execute("UPDATE tenant SET provisioned_at = NULL", [])
+        .unwrap();
+
+    let app = TestApp::start_on(Arc::clone(&root), config).await;
+    let requests = (0..50).map(|_| app.get("/api/tenant", &owner.token));
+    for (status, body) in futures::future::join_all(requests).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(app.metric("aezen_tenant_provisions_total").await, 1);
+    assert_eq!(app.metric("aezen_tenant_migrations_total").await, 1);
+    assert_eq!(app.metric("aezen_tenant_opens_total").await, 1);
+    assert_eq!(app.tenant_files(), [file.with_extension("db")]);
+}
+
+#[tokio::test]
+async fn more_tenants_than_the_cache_holds_all_keep_working() {
+    let app = spawn_app_with(|c| c.tenant_cache_capacity = 3).await;
+    let mut owners = Vec::new();
+    for i in 0..8 {
+        owners.push(app.register(&format!("Tenant {i}")).await);
+    }
+    for round in 0..3 {
+        for owner in &owners {
+            let (status, body) = app.get("/api/tenant", &owner.token).await;
+            assert_eq!(status, StatusCode::OK, "round {round}: {body}");
+            assert_eq!(
+                body["id"], owner.tenant_id,
+                "a request must reach its own tenant's file"
+            );
+        }
+    }
+    assert!(app.metric("aezen_tenant_pools_cached").await <= 3);
+    let opens = app.metric("aezen_tenant_opens_total").await;
+    assert!(
+        opens > 8,
+        "tenants were evicted and reopened: {opens} opens"
+    );
+    assert_eq!(app.tenant_files().len(), 8);
+}
+
+#[tokio::test]
+async fn a_deleted_tenant_file_gives_503_and_no_new_file() {
+    let app = spawn_app().await;
+    let victim = app.register("Victim").await;
+    let bystander = app.register("Bystander").await;
+    let (root, config) = app.stop().await;
+    let victim_file = std::fs::read_dir(config.tenants_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.to_str().unwrap().contains("victim") && p.extension().is_some_and(|e| e == "db")
+        })
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", victim_file.display()));
+    }
+
+    let app = TestApp::start_on(root, config).await;
+    for _ in 0..2 {
+        assert_error(
+            app.get("/api/tenant", &victim.token).await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "tenant_unavailable",
+        );
+    }
+    assert!(
+        !victim_file.exists(),
+        "the missing file was silently recreated"
+    );
+    assert_eq!(app.tenant_files().len(), 1);
+    assert_eq!(
+        app.get("/api/tenant", &bystander.token).await.0,
+        StatusCode::OK,
+        "other tenants are unaffected"
+    );
+    // The registry still answers for the victim: they can sign in and see what is wrong.
+    assert_eq!(
+        app.get("/api/auth/me", &victim.token).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_restart_keeps_everything() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let agent = app.add_member(&owner, "agent").await;
+    let (_, team_before) = app.get("/api/team", &owner.token).await;
+    let files_before = app.tenant_files();
+
+    let app = app.restart().await;
+    assert_eq!(app.tenant_files(), files_before);
+    let (status, team_after) = app.get("/api/team", &owner.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(team_after, team_before);
+    app.login(&agent.email, &agent.password).await;
+    let (status, info) = app.get("/api/tenant", &agent.token).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert_eq!(info["id"], owner.tenant_id);
+    let dup = app
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"tenantName": "Again", "name": "X", "email": owner.email, "password": "password123"}),
+        )
+        .await;
+    assert_error(dup, StatusCode::CONFLICT, "email_taken");
+}
+
+#[tokio::test]
+async fn a_tenant_file_that_belongs_to_another_tenant_is_refused() {
+    let app = spawn_app().await;
+    let a = app.register("Alpha").await;
+    let b = app.register("Beta").await;
+    let (root, config) = app.stop().await;
+    let find = |needle: &str| {
+        std::fs::read_dir(config.tenants_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.to_str().unwrap().contains(needle) && p.extension().is_some_and(|e| e == "db")
+            })
+            .unwrap()
+    };
+    // An operator copies Alpha's file over Beta's: Beta must not be served Alpha's data.
+    std::fs::copy(find("alpha"), find("beta")).unwrap();
+
+    let app = TestApp::start_on(root, config).await;
+    assert_error(
+        app.get("/api/tenant", &b.token).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "tenant_unavailable",
+    );
+    assert_eq!(app.get("/api/tenant", &a.token).await.0, StatusCode::OK);
+}
