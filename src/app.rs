@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,7 +12,9 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
+use socketioxide::SocketIo;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -23,12 +25,18 @@ use crate::auth::TenantScope;
 use crate::auth::password::PasswordHashing;
 use crate::auth::rate_limit::AuthLimiter;
 use crate::auth::token::{self, Tokens};
+use crate::chat::outbox::Outbox;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::events::Retention;
 use crate::ids::TenantId;
+use crate::ids::UserId;
 use crate::metrics::Metrics;
+use crate::realtime::{self, Realtime};
 use crate::tenancy::{self, PoolSettings, TenantPools};
+use crate::whatsapp::simulated::Simulated;
+use crate::whatsapp::{BackendKind, Inbound, WhatsApp};
 
 /// Everything a handler may reach, behind one `Arc`.
 #[derive(Clone)]
@@ -42,6 +50,23 @@ pub struct App {
     pub passwords: PasswordHashing,
     pub limiter: AuthLimiter,
     pub metrics: Metrics,
+    pub realtime: Realtime,
+    pub whatsapp: Arc<dyn WhatsApp>,
+    /// The same backend as `whatsapp` when it is the simulated one (for `simulate/*`).
+    pub simulated: Option<Arc<Simulated>>,
+    pub outbox: Outbox,
+    pub retention: Retention,
+}
+
+impl AppState {
+    pub(crate) fn from_arc(app: Arc<App>) -> Self {
+        Self(app)
+    }
+
+    /// Cuts off a user's live sockets after their tokens were revoked.
+    pub async fn on_user_revoked(&self, user: UserId) {
+        self.realtime.disconnect_user(user).await;
+    }
 }
 
 impl Deref for AppState {
@@ -56,18 +81,26 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    inbound: mpsc::Receiver<Inbound>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let state = tokio::task::spawn_blocking(move || build_state(config)).await??;
+        let (socket_layer, io) = SocketIo::builder().build_layer();
+        let (inbound_tx, inbound) = mpsc::channel(4096);
+        let state = {
+            let io = io.clone();
+            tokio::task::spawn_blocking(move || build_state(config, io, inbound_tx)).await??
+        };
+        realtime::attach(&io, Arc::downgrade(&state.0));
         let listener = TcpListener::bind(state.config.listen).await?;
-        let router = router(state.clone());
+        let router = router(state.clone()).layer(socket_layer);
         tracing::info!(address = %listener.local_addr()?, data_dir = %state.config.data_dir.display(), "AEZEN listening");
         Ok(Self {
             listener,
             router,
             state,
+            inbound,
         })
     }
 
@@ -95,8 +128,10 @@ impl Application {
             listener,
             router,
             state,
+            inbound,
         } = self;
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let ingest = tokio::spawn(crate::chat::ingest::run(state.clone(), inbound));
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -104,28 +139,43 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         housekeeping.abort();
+        ingest.abort();
+        state.outbox.shutdown();
         state.tenants.clear();
         tracing::info!("AEZEN stopped");
         served
     }
 }
 
-fn build_state(config: Config) -> anyhow::Result<AppState> {
+fn build_state(
+    config: Config,
+    io: SocketIo,
+    inbound: mpsc::Sender<Inbound>,
+) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(config.tenants_dir())?;
     std::fs::create_dir_all(&config.sessions_dir)?;
     let capacity = fit_cache_to_file_limit(&config);
     let metrics = Metrics::new();
     let master = tenancy::open_master(&config.master_db_path())?;
-    let tenants = TenantPools::new(
-        master.clone(),
-        config.tenants_dir(),
-        &PoolSettings {
-            capacity,
-            idle: Duration::from_secs(config.tenant_idle_secs),
-            connections_per_tenant: config.tenant_pool_size.max(1),
-        },
-        metrics.clone(),
-    );
+    let (whatsapp, simulated): (Arc<dyn WhatsApp>, _) = match config.whatsapp {
+        BackendKind::Simulated => {
+            tracing::warn!(
+                "WhatsApp backend: SIMULATED. Nothing is sent to or received from WhatsApp; \
+                 drive it with /api/integrations/whatsapp/simulate/*"
+            );
+            let simulated = Arc::new(Simulated::new(inbound));
+            (simulated.clone(), Some(simulated))
+        }
+        BackendKind::Real => anyhow::bail!(
+            "the real WhatsApp backend (whatsapp-rust) is not built into this version yet; \
+             start with --whatsapp simulated (AEZEN_WHATSAPP=simulated)"
+        ),
+    };
+    let retention = Retention {
+        max_count: i64::try_from(config.event_retention_count).unwrap_or(i64::MAX),
+        max_age_ms: i64::try_from(config.event_retention_hours.saturating_mul(3_600_000))
+            .unwrap_or(i64::MAX),
+    };
     let secret = token::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     let tokens = Tokens::new(&secret, config.token_ttl_hours);
     let passwords = PasswordHashing::new(config.hash_concurrency())
@@ -135,15 +185,42 @@ fn build_state(config: Config) -> anyhow::Result<AppState> {
         config.login_per_account_per_minute,
         metrics.clone(),
     );
-    Ok(AppState(Arc::new(App {
-        config,
-        master,
-        tenants,
-        tokens,
-        passwords,
-        limiter,
-        metrics,
-    })))
+    let app = Arc::new_cyclic(|app: &Weak<App>| {
+        // Opening a tenant resumes its outbox: after a restart, queued messages go out on
+        // the tenant's first use.
+        let app = app.clone();
+        let on_open = Box::new(move |tenant| {
+            if let Some(app) = app.upgrade() {
+                let state = AppState(app);
+                state.outbox.kick(&state, tenant);
+            }
+        });
+        App {
+            tenants: TenantPools::new(
+                master.clone(),
+                config.tenants_dir(),
+                &PoolSettings {
+                    capacity,
+                    idle: Duration::from_secs(config.tenant_idle_secs),
+                    connections_per_tenant: config.tenant_pool_size.max(1),
+                },
+                metrics.clone(),
+                on_open,
+            ),
+            config,
+            master,
+            tokens,
+            passwords,
+            limiter,
+            metrics,
+            realtime: Realtime::new(io),
+            whatsapp,
+            simulated,
+            outbox: Outbox::default(),
+            retention,
+        }
+    });
+    Ok(AppState(app))
 }
 
 /// Raises the soft open-file limit to the hard one and shrinks the tenant cache if
@@ -241,6 +318,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::auth::routes::router())
         .merge(crate::team::router())
+        .merge(crate::chat::routes::router())
+        .merge(crate::events::router())
+        .merge(crate::whatsapp::routes::router())
         .routes(routes!(healthz))
         .routes(routes!(tenant_info))
         .routes(routes!(metrics))

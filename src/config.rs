@@ -55,6 +55,19 @@ pub struct Config {
     #[arg(long, env = "AEZEN_LOGIN_PER_ACCOUNT_PER_MINUTE", default_value_t = 5)]
     pub login_per_account_per_minute: u32,
 
+    /// WhatsApp backend. `simulated` needs no network and is driven by the
+    /// `/api/integrations/whatsapp/simulate/*` endpoints; `real` (whatsapp-rust) is not built yet.
+    #[arg(long, env = "AEZEN_WHATSAPP", value_enum, default_value = "simulated")]
+    pub whatsapp: crate::whatsapp::BackendKind,
+
+    /// Hours an entry of a tenant's event log is kept (for clients catching up).
+    #[arg(long, env = "AEZEN_EVENT_RETENTION_HOURS", default_value_t = 72)]
+    pub event_retention_hours: u64,
+
+    /// Most entries kept in a tenant's event log.
+    #[arg(long, env = "AEZEN_EVENT_RETENTION_COUNT", default_value_t = 10_000)]
+    pub event_retention_count: u64,
+
     /// Password hashes computed at once (each takes ~19 MiB and a core for tens of ms).
     /// Defaults to the number of cores.
     #[arg(long, env = "AEZEN_HASH_CONCURRENCY")]

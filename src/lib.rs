@@ -19,13 +19,17 @@
 
 pub mod app;
 pub mod auth;
+pub mod chat;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod metrics;
+pub mod realtime;
 pub mod team;
 pub mod tenancy;
+pub mod whatsapp;
 
 pub use app::{AppState, Application};
 pub use config::Config;

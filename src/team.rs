@@ -195,6 +195,7 @@ async fn delete_member(
             Ok(())
         })
         .await?;
+    state.on_user_revoked(id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -252,6 +252,7 @@ async fn change_password(
         .master
         .run(move |conn| Ok(users::set_password(conn, tenant, id, &hash)?))
         .await?;
+    state.on_user_revoked(id).await;
     let token = state
         .tokens
         .issue(id, tenant, version)

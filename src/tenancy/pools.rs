@@ -54,7 +54,11 @@ struct Inner {
     connections_per_tenant: u32,
     threads: Arc<ScheduledThreadPool>,
     metrics: Metrics,
+    on_open: OnOpen,
 }
+
+/// Called (on a blocking thread inside the runtime) each time a tenant's database is opened.
+pub type OnOpen = Box<dyn Fn(TenantId) + Send + Sync>;
 
 impl TenantPools {
     pub fn new(
@@ -62,6 +66,7 @@ impl TenantPools {
         tenants_dir: PathBuf,
         settings: &PoolSettings,
         metrics: Metrics,
+        on_open: OnOpen,
     ) -> Self {
         let cache = Cache::builder()
             .max_capacity(settings.capacity)
@@ -81,6 +86,7 @@ impl TenantPools {
                         .build(),
                 ),
                 metrics,
+                on_open,
             }),
         }
     }
@@ -149,6 +155,7 @@ impl Inner {
         })?;
         db.run_blocking(|conn| self.check_and_migrate(conn, &record))?;
         self.metrics.tenant_opens.inc();
+        (self.on_open)(tenant);
         Ok(db)
     }
 

@@ -1,0 +1,220 @@
+//! The inbox: conversations and messages of one tenant.
+//!
+//! - [`store`]: the SQL, one function per query, each taking the tenant's connection.
+//! - [`routes`]: `/api/conversations/*` over HTTP.
+//! - [`outbox`]: hands accepted (`pending`) messages to WhatsApp, per tenant, in order.
+//! - [`ingest`]: stores what WhatsApp delivers (messages, receipts), batched per tenant.
+//!
+//! Every change here writes its realtime event into the tenant's event log in the same
+//! transaction (see [`crate::events`]) and is broadcast only after it commits.
+
+pub mod ingest;
+pub mod outbox;
+pub mod routes;
+pub mod store;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Longest message content accepted, in characters (WhatsApp's own limit is 65,536).
+pub const MAX_CONTENT_CHARS: usize = 4096;
+
+/// A chat with one contact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    pub id: Uuid,
+    pub contact_name: Option<String>,
+    /// E.164: `+` and digits.
+    #[schema(example = "+6281234567890")]
+    pub contact_number: String,
+    #[schema(example = "whatsapp")]
+    pub platform: String,
+    pub last_message: Option<String>,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub unread_count: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Who wrote a message: the tenant's team (`agent`, also from the phone itself) or the contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Sender {
+    Agent,
+    User,
+}
+
+/// Where an outgoing message is: `pending` (stored, not yet handed to WhatsApp), `sent`,
+/// `delivered`, `read`, or `failed`. Incoming messages are `delivered` (or `read`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+/// A message of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub content: String,
+    pub sender: Sender,
+    /// `text` (images and other media arrive with the media feature).
+    #[schema(example = "text")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: Status,
+    pub is_read: bool,
+    /// WhatsApp's id for the message, once it has one.
+    pub whatsapp_id: Option<String>,
+    /// The team member who sent an agent message from AEZEN.
+    pub author_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! sql_text_enum {
+    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+        impl rusqlite::types::FromSql for $ty {
+            fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                match value.as_str()? {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(rusqlite::types::FromSqlError::InvalidType),
+                }
+            }
+        }
+        impl rusqlite::ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+    };
+}
+
+sql_text_enum!(Sender { Agent => "agent", User => "user" });
+sql_text_enum!(Status {
+    Pending => "pending",
+    Sent => "sent",
+    Delivered => "delivered",
+    Read => "read",
+    Failed => "failed",
+});
+
+/// Unix milliseconds, as stored.
+pub fn to_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// Normalises a phone number to E.164 (`+` and 8–15 digits), so that one contact is one
+/// conversation however the number was typed. The number must carry its country code: a
+/// leading `+` or `00`, or digits that already start with it (as WhatsApp ids do). Spaces,
+/// dashes, dots and parentheses are ignored; a leading single `0` (a national number) is
+/// refused, since the country cannot be guessed.
+pub fn normalize_phone(field: &str, raw: &str) -> Result<String, ApiError> {
+    let trimmed = raw.trim();
+    let (international, rest) = match trimmed.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, trimmed),
+    };
+    let mut digits = String::with_capacity(rest.len());
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' => {}
+            _ => {
+                return Err(ApiError::validation(format!(
+                    "{field} may only contain digits, spaces, dashes, dots, parentheses and a leading +"
+                )));
+            }
+        }
+    }
+    let digits = match digits.strip_prefix("00") {
+        Some(rest) if !international => rest.to_owned(),
+        _ => digits,
+    };
+    if digits.starts_with('0') {
+        return Err(ApiError::validation(format!(
+            "{field} must include the country code (e.g. +44 20 7946 0958)"
+        )));
+    }
+    if !(8..=15).contains(&digits.len()) {
+        return Err(ApiError::validation(format!(
+            "{field} must have 8 to 15 digits including the country code"
+        )));
+    }
+    Ok(format!("+{digits}"))
+}
+
+/// Checks message content: not blank, at most [`MAX_CONTENT_CHARS`] characters.
+pub fn validate_content(field: &str, content: &str) -> Result<(), ApiError> {
+    if content.trim().is_empty() {
+        return Err(ApiError::validation(format!("{field} must not be empty")));
+    }
+    if content.chars().count() > MAX_CONTENT_CHARS {
+        return Err(ApiError::validation(format!(
+            "{field} must be at most {MAX_CONTENT_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_typed_differently_normalise_to_one_form() {
+        for typed in [
+            "+62 812-3456-7890",
+            "0062 812 3456 7890",
+            "6281234567890",
+            "+62 (812) 3456.7890",
+        ] {
+            assert_eq!(
+                normalize_phone("to", typed).unwrap(),
+                "+6281234567890",
+                "{typed}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_phone_numbers_are_refused_naming_the_field() {
+        for bad in [
+            "",
+            "+",
+            "08123456789",
+            "12345",
+            "+1234567890123456",
+            "+62abc",
+            "62 812 3456 7890 ext 5",
+        ] {
+            let err = normalize_phone("contactNumber", bad).unwrap_err();
+            assert!(err.to_string().contains("contactNumber"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn content_must_be_present_and_bounded() {
+        assert!(validate_content("content", "hi").is_ok());
+        assert!(validate_content("content", "  \n").is_err());
+        assert!(validate_content("content", &"x".repeat(MAX_CONTENT_CHARS + 1)).is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! The outbox: hands accepted messages to WhatsApp, per tenant, one at a time, in the order
+//! they were accepted.
+//!
+//! A sent message is first stored as `pending` (that is what the API acknowledges); the outbox
+//! then sends it and records `sent` with WhatsApp's id, or `failed` with the reason. While a
+//! tenant's session is down, its messages stay `pending`: the outbox is kicked again when the
+//! session connects and whenever the tenant's database is opened (so after a restart the
+//! queue resumes on the tenant's first use). Nothing accepted is lost: the queue *is* the
+//! `message` table.
+//!
+//! One worker task per tenant with work; it exits after a quiet spell.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::store;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::events::{self, EventData, EventKind};
+use crate::ids::TenantId;
+use crate::whatsapp::SendError;
+
+/// How long an idle worker waits for more work before it exits.
+const IDLE: Duration = Duration::from_secs(30);
+/// Messages read from the queue at a time.
+const BATCH: u32 = 32;
+
+#[derive(Default)]
+pub struct Outbox {
+    workers: Mutex<HashMap<TenantId, Worker>>,
+}
+
+struct Worker {
+    wake: Arc<Notify>,
+    /// Set by a kick; cleared by the worker before each drain. A worker exits only when no
+    /// kick arrived since its last drain, so no kick is ever lost.
+    dirty: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl Outbox {
+    /// Makes sure `tenant`'s queue is drained soon. Cheap; callable from any thread inside
+    /// the runtime.
+    pub fn kick(&self, state: &AppState, tenant: TenantId) {
+        let mut workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(worker) = workers.get(&tenant) {
+            worker.dirty.store(true, Ordering::SeqCst);
+            worker.wake.notify_one();
+            return;
+        }
+        let wake = Arc::new(Notify::new());
+        let dirty = Arc::new(AtomicBool::new(true));
+        let task = tokio::spawn(run(
+            state.clone(),
+            tenant,
+            Arc::clone(&wake),
+            Arc::clone(&dirty),
+        ));
+        workers.insert(tenant, Worker { wake, dirty, task });
+    }
+
+    /// Stops every worker (at shutdown; pending messages stay queued in their files).
+    pub fn shutdown(&self) {
+        let mut workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (_, worker) in workers.drain() {
+            worker.task.abort();
+        }
+    }
+}
+
+async fn run(state: AppState, tenant: TenantId, wake: Arc<Notify>, dirty: Arc<AtomicBool>) {
+    loop {
+        dirty.store(false, Ordering::SeqCst);
+        if let Err(err) = drain(&state, tenant).await {
+            tracing::warn!(tenant = %tenant, error = %err, "outbox could not drain; will retry on the next kick");
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(IDLE) => {
+                let mut workers = state.outbox.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !dirty.load(Ordering::SeqCst) {
+                    workers.remove(&tenant);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sends every pending message of `tenant`, oldest first, until the queue is empty or the
+/// session is down.
+async fn drain(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
+    if !state.whatsapp.is_connected(tenant) {
+        return Ok(());
+    }
+    let db = state.tenants.get(tenant).await?;
+    loop {
+        let batch = db.run(|conn| Ok(store::pending(conn, BATCH)?)).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for item in batch {
+            let outcome = match state
+                .whatsapp
+                .send_text(tenant, &item.to, &item.message.content)
+                .await
+            {
+                Ok(whatsapp_id) => Ok(whatsapp_id),
+                Err(SendError::NotConnected) => return Ok(()),
+                Err(SendError::Rejected(reason)) => Err(reason),
+            };
+            let retention = state.retention;
+            let id = item.message.id;
+            let event = db
+                .run(move |conn| {
+                    let tx =
+                        conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    let settled =
+                        store::settle(&tx, id, outcome.as_deref().map_err(String::as_str))?;
+                    let event = settled
+                        .map(|message| {
+                            let data = EventData {
+                                message: Some(message),
+                                conversation: None,
+                            };
+                            events::append(&tx, EventKind::MessageStatus, data, retention)
+                        })
+                        .transpose()?;
+                    tx.commit()?;
+                    Ok(event)
+                })
+                .await?;
+            if let Some(event) = event {
+                state.realtime.publish(tenant, &[event]).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The durable per-tenant event log.
+//!
+//! Every realtime event is appended to the tenant's `event` table in the same transaction as
+//! the change it reports, and gets the tenant's next `seq` (monotonic, never reused). The
+//! Socket.IO broadcast happens after the commit and carries the same object, so a dashboard
+//! that was disconnected asks `GET /api/events?after=<last seq it saw>` and misses nothing.
+//! Old entries are pruned by age and count, a few at a time as new ones are written.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::chat::{Conversation, Message, from_millis, to_millis};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A contact wrote: `message` and its `conversation`.
+    IncomingMessage,
+    /// The team wrote (from AEZEN, status `pending`, or from the phone): `message`, `conversation`.
+    MessageSent,
+    /// An outgoing message changed status (`sent`, `delivered`, `read`, `failed`): `message`.
+    MessageStatus,
+    /// A conversation changed without a new message (read, created): `conversation`.
+    ConversationUpdated,
+}
+
+impl EventKind {
+    /// The Socket.IO event name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IncomingMessage => "incoming_message",
+            Self::MessageSent => "message_sent",
+            Self::MessageStatus => "message_status",
+            Self::ConversationUpdated => "conversation_updated",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            Self::IncomingMessage,
+            Self::MessageSent,
+            Self::MessageStatus,
+            Self::ConversationUpdated,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// What an event carries, beyond its seq and type. The objects have the REST API's shapes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Conversation>,
+}
+
+/// One entry of the event log: the object sent on Socket.IO (event name = `type`) and listed
+/// by `GET /api/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// The tenant's monotonic sequence number.
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub created_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub data: EventData,
+}
+
+/// How long events are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub max_count: i64,
+    pub max_age_ms: i64,
+}
+
+/// Prune once every this many events (a cheap indexed delete, amortised).
+const PRUNE_EVERY: i64 = 256;
+
+/// Appends an event inside the caller's transaction and returns it with its seq.
+pub fn append(
+    conn: &Connection,
+    kind: EventKind,
+    data: EventData,
+    retention: Retention,
+) -> rusqlite::Result<Event> {
+    let now = Utc::now();
+    let payload = serde_json::to_string(&data)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let seq: i64 = conn
+        .prepare_cached(
+            "INSERT INTO event (type, payload, created_at) VALUES (?1, ?2, ?3) RETURNING seq",
+        )?
+        .query_row(params![kind.as_str(), payload, to_millis(now)], |row| {
+            row.get(0)
+        })?;
+    if seq % PRUNE_EVERY == 0 {
+        prune(conn, seq, to_millis(now), retention)?;
+    }
+    Ok(Event {
+        seq,
+        kind,
+        created_at: now,
+        data,
+    })
+}
+
+fn prune(
+    conn: &Connection,
+    newest: i64,
+    now_ms: i64,
+    retention: Retention,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM event WHERE seq <= ?1 OR created_at < ?2")?
+        .execute(params![
+            newest - retention.max_count,
+            now_ms - retention.max_age_ms
+        ])?;
+    Ok(())
+}
+
+/// Events with `seq > after`, oldest first, at most `limit`; and whether events after
+/// `after` were already pruned (the client must then reload its state).
+pub fn list_after(
+    conn: &Connection,
+    after: i64,
+    limit: u32,
+) -> rusqlite::Result<(Vec<Event>, bool)> {
+    let oldest: Option<i64> = conn
+        .prepare_cached("SELECT min(seq) FROM event")?
+        .query_row([], |row| row.get(0))?;
+    let newest_ever: i64 = conn
+        .prepare_cached(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'event'), 0)",
+        )?
+        .query_row([], |row| row.get(0))?;
+    // Something after `after` is gone if the oldest kept event is further than the next one,
+    // or if every event was pruned while some were written after `after`.
+    let truncated = match oldest {
+        Some(oldest) => oldest > after + 1,
+        None => newest_ever > after,
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, type, payload, created_at FROM event WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let events = stmt
+        .query_map(params![after, limit], |row| {
+            let kind: String = row.get(1)?;
+            let payload: String = row.get(2)?;
+            let kind = EventKind::parse(&kind).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Text,
+                    format!("unknown event type {kind}").into(),
+                )
+            })?;
+            let data = serde_json::from_str(&payload).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?;
+            Ok(Event {
+                seq: row.get(0)?,
+                kind,
+                created_at: from_millis(row.get(3)?),
+                data,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((events, truncated))
+}
+
+// ---- HTTP ----------------------------------------------------------------------------------
+
+use crate::app::AppState;
+use crate::auth::TenantScope;
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorBody};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_events))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    /// The last `seq` the client has seen (0 for everything kept).
+    pub after: Option<i64>,
+    /// Page size, 1–1000 (default 500).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPage {
+    /// Oldest first.
+    pub items: Vec<Event>,
+    /// Pass as `after` for the next page; null when the client is up to date.
+    pub next_cursor: Option<String>,
+    /// True when events after `after` were already pruned: reload conversations instead.
+    pub truncated: bool,
+}
+
+/// The tenant's event log after `after`: what a reconnecting client missed.
+#[utoipa::path(get, path = "/api/events", tag = "events",
+    security(("bearer" = [])),
+    params(EventQuery),
+    responses(
+        (status = 200, body = EventPage),
+        (status = 400, description = "bad query", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "after or limit out of range", body = ErrorBody),
+    ))]
+async fn list_events(
+    scope: TenantScope,
+    ApiQuery(query): ApiQuery<EventQuery>,
+) -> ApiResult<ApiJson<EventPage>> {
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::validation("after must be 0 or a seq"));
+    }
+    let limit = match query.limit {
+        None => 500,
+        Some(n) if (1..=1000).contains(&n) => n,
+        Some(_) => return Err(ApiError::validation("limit must be between 1 and 1000")),
+    };
+    let (items, truncated) = scope
+        .db
+        .run(move |conn| Ok(list_after(conn, after, limit + 1)?))
+        .await?;
+    let mut items = items;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| items.last().map(|e| e.seq.to_string()))
+        .flatten();
+    Ok(ApiJson(EventPage {
+        items,
+        next_cursor,
+        truncated,
+    }))
+}

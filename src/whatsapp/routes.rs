@@ -1,0 +1,268 @@
+//! `/api/integrations/whatsapp/*`: sending to a number, and — with the simulated backend
+//! only — the `simulate/*` endpoints that stand in for the WhatsApp network (404 otherwise).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::simulated::Simulated;
+use super::{InboundEvent, IncomingMessage};
+use crate::app::AppState;
+use crate::auth::{CurrentUser, TenantScope};
+use crate::chat::ingest::Ingested;
+use crate::chat::{Message, Status, normalize_phone, store, validate_content};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(send))
+        .routes(routes!(simulate_incoming))
+        .routes(routes!(simulate_receipt))
+        .routes(routes!(simulate_scan))
+        .routes(routes!(simulate_unlink))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SendToNumber {
+    /// The contact's number, international format.
+    #[schema(example = "+6281234567890")]
+    pub to: String,
+    /// 1–4096 characters.
+    pub content: String,
+}
+
+/// Sends a text to a number, opening its conversation if there is none (stored `pending`, 201).
+#[utoipa::path(post, path = "/api/integrations/whatsapp/send", tag = "whatsapp",
+    security(("bearer" = [])),
+    request_body = SendToNumber,
+    responses(
+        (status = 201, body = Message),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "invalid number or content", body = ErrorBody),
+    ))]
+async fn send(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    ApiJson(req): ApiJson<SendToNumber>,
+) -> ApiResult<(StatusCode, ApiJson<Message>)> {
+    let message = crate::chat::routes::send_to_number(&state, &scope, &req.to, req.content).await?;
+    Ok((StatusCode::CREATED, ApiJson(message)))
+}
+
+/// The simulated backend, or 404 when the real one serves.
+fn simulated(state: &AppState) -> Result<Arc<Simulated>, ApiError> {
+    state.simulated.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "simulation endpoints exist only with AEZEN_WHATSAPP=simulated",
+        )
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulatedIncoming {
+    /// The contact's number, international format.
+    pub from: String,
+    /// The contact's WhatsApp display name.
+    pub push_name: Option<String>,
+    pub content: String,
+    /// WhatsApp's message id; give the same id twice to simulate a redelivery. Generated when
+    /// absent.
+    pub id: Option<String>,
+    /// Sent from the tenant's own phone (stored as an agent message to `from`).
+    #[serde(default)]
+    pub from_me: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimulatedIncomingResult {
+    /// False when the id was already stored (a redelivery: nothing changed).
+    pub stored: bool,
+    /// The stored message (absent for a redelivery).
+    pub message: Option<Message>,
+}
+
+/// SIMULATED: WhatsApp delivers a message to the caller's tenant. Answers once it is stored.
+#[utoipa::path(post, path = "/api/integrations/whatsapp/simulate/incoming", tag = "whatsapp (simulated)",
+    security(("bearer" = [])),
+    request_body = SimulatedIncoming,
+    responses(
+        (status = 201, description = "stored", body = SimulatedIncomingResult),
+        (status = 200, description = "redelivery of a stored id: nothing changed", body = SimulatedIncomingResult),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "not the simulated backend", body = ErrorBody),
+        (status = 422, description = "invalid number or content", body = ErrorBody),
+    ))]
+async fn simulate_incoming(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiJson(req): ApiJson<SimulatedIncoming>,
+) -> ApiResult<(StatusCode, ApiJson<SimulatedIncomingResult>)> {
+    let backend = simulated(&state)?;
+    let contact_number = normalize_phone("from", &req.from)?;
+    validate_content("content", &req.content)?;
+    let whatsapp_id = match req.id {
+        Some(id) if id.trim().is_empty() || id.len() > 128 => {
+            return Err(ApiError::validation("id must be 1 to 128 characters"));
+        }
+        Some(id) => id,
+        None => format!("SIMULATED-IN-{}", Uuid::new_v4().simple()),
+    };
+    let (reply, stored) = oneshot::channel();
+    let message = IncomingMessage {
+        whatsapp_id,
+        contact_number,
+        push_name: req.push_name.filter(|n| !n.trim().is_empty()),
+        content: req.content,
+        from_me: req.from_me,
+        timestamp: Utc::now(),
+    };
+    backend
+        .inject(
+            caller.tenant_id(),
+            InboundEvent::Message {
+                message,
+                stored: Some(reply),
+            },
+        )
+        .await;
+    let outcome = stored.await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_stored",
+            "the message could not be stored; WhatsApp would redeliver it",
+        )
+    })??;
+    Ok(match outcome {
+        Ingested::Stored(message) => (
+            StatusCode::CREATED,
+            ApiJson(SimulatedIncomingResult {
+                stored: true,
+                message: Some(message),
+            }),
+        ),
+        Ingested::Duplicate => (
+            StatusCode::OK,
+            ApiJson(SimulatedIncomingResult {
+                stored: false,
+                message: None,
+            }),
+        ),
+    })
+}
+
+/// A receipt status the simulation can report.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptStatus {
+    Delivered,
+    Read,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulatedReceipt {
+    /// AEZEN's id of a message the tenant sent.
+    pub message_id: Uuid,
+    pub status: ReceiptStatus,
+}
+
+/// SIMULATED: the contact's phone reports a sent message delivered or read. Accepted (202);
+/// the status change arrives as a `message_status` event.
+#[utoipa::path(post, path = "/api/integrations/whatsapp/simulate/receipt", tag = "whatsapp (simulated)",
+    security(("bearer" = [])),
+    request_body = SimulatedReceipt,
+    responses(
+        (status = 202, description = "receipt delivered to AEZEN"),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "no such message in the caller's tenant, or not the simulated backend", body = ErrorBody),
+        (status = 409, description = "the message has not been sent yet (no WhatsApp id)", body = ErrorBody),
+    ))]
+async fn simulate_receipt(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    ApiJson(req): ApiJson<SimulatedReceipt>,
+) -> ApiResult<StatusCode> {
+    let backend = simulated(&state)?;
+    let id = req.message_id;
+    let message = scope
+        .db
+        .run(move |conn| Ok(store::find_message(conn, id)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    let whatsapp_id = message.whatsapp_id.ok_or_else(|| {
+        ApiError::conflict(
+            "not_sent_yet",
+            "the message has no WhatsApp id yet (still pending or failed)",
+        )
+    })?;
+    let status = match req.status {
+        ReceiptStatus::Delivered => Status::Delivered,
+        ReceiptStatus::Read => Status::Read,
+    };
+    backend
+        .inject(
+            scope.caller.tenant_id(),
+            InboundEvent::Receipt {
+                whatsapp_ids: vec![whatsapp_id],
+                status,
+            },
+        )
+        .await;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimulatedSession {
+    pub connected: bool,
+}
+
+/// SIMULATED: the phone links (scans the QR): the session connects and queued messages go out.
+#[utoipa::path(post, path = "/api/integrations/whatsapp/simulate/scan", tag = "whatsapp (simulated)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = SimulatedSession),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "only an owner or admin may link", body = ErrorBody),
+        (status = 404, description = "not the simulated backend", body = ErrorBody),
+    ))]
+async fn simulate_scan(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> ApiResult<ApiJson<SimulatedSession>> {
+    caller.require_manager()?;
+    simulated(&state)?
+        .set_connected(caller.tenant_id(), true)
+        .await;
+    Ok(ApiJson(SimulatedSession { connected: true }))
+}
+
+/// SIMULATED: the phone unlinks the device: the session drops; sends stay queued (`pending`).
+#[utoipa::path(post, path = "/api/integrations/whatsapp/simulate/unlink", tag = "whatsapp (simulated)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = SimulatedSession),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "only an owner or admin may unlink", body = ErrorBody),
+        (status = 404, description = "not the simulated backend", body = ErrorBody),
+    ))]
+async fn simulate_unlink(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> ApiResult<ApiJson<SimulatedSession>> {
+    caller.require_manager()?;
+    simulated(&state)?
+        .set_connected(caller.tenant_id(), false)
+        .await;
+    Ok(ApiJson(SimulatedSession { connected: false }))
+}
