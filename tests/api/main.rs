@@ -2,7 +2,10 @@
 //! application on a temp dir and talks to it as a client would.
 
 mod auth;
+mod chat;
 mod contract;
 mod helpers;
+mod socketio_js;
+mod sockets;
 mod team;
 mod tenancy;

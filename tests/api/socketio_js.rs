@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the JS socket.io-client test.

@@ -1,0 +1,1 @@
+//! Socket.IO tests with rust_socketio.
