@@ -14,6 +14,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub config: Config,
+    /// The running application's state (dropped at stop), for checks at the WhatsApp boundary.
+    state: Option<aezen::AppState>,
     root: Arc<TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -53,6 +55,7 @@ async fn start(root: Arc<TempDir>, config: Config) -> TestApp {
         .await
         .expect("app builds");
     let address = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         app.run_until(async {
@@ -65,6 +68,7 @@ async fn start(root: Arc<TempDir>, config: Config) -> TestApp {
         address,
         client: reqwest::Client::new(),
         config,
+        state: Some(state),
         root,
         stop: Some(stop),
         task: Some(task),
@@ -104,7 +108,16 @@ impl TestApp {
         start(root, config).await
     }
 
+    /// The simulated WhatsApp backend the app runs on.
+    pub fn simulated(&self) -> std::sync::Arc<aezen::whatsapp::simulated::Simulated> {
+        self.state
+            .as_ref()
+            .and_then(|s| s.simulated.clone())
+            .expect("tests run on the simulated backend")
+    }
+
     async fn shutdown(&mut self) {
+        self.state = None;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -138,6 +151,24 @@ impl TestApp {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         (status, value)
+    }
+
+    /// Polls `GET path` until `done` holds for the body (a deadline instead of a sleep).
+    pub async fn wait_for(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (status, body) = self.get(path, token).await;
+            if status == StatusCode::OK && done(&body) {
+                return body;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out waiting on {path}: {status} {body}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Delivers a simulated incoming WhatsApp message to `account`'s tenant.
+    pub async fn incoming(&self, account: &Account, body: Value) -> (StatusCode, Value) {
+        self.post("/api/integrations/whatsapp/simulate/incoming", Some(&account.token), body).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
