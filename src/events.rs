@@ -91,7 +91,7 @@ pub fn append(
     data: EventData,
     retention: Retention,
 ) -> rusqlite::Result<Event> {
-    let now = Utc::now();
+    let now = crate::chat::now();
     let payload = serde_json::to_string(&data)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     let seq: i64 = conn

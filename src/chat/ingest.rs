@@ -11,7 +11,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{Message, Sender, Status, store, to_millis};
+use super::{Message, Sender, Status, from_millis, store, to_millis};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::events::{self, Event, EventData, EventKind, Retention};
@@ -184,7 +184,7 @@ fn store_incoming(
         is_read: incoming.from_me,
         whatsapp_id: Some(incoming.whatsapp_id),
         author_id: None,
-        created_at: incoming.timestamp,
+        created_at: from_millis(to_millis(incoming.timestamp)),
     };
     store::insert_message(conn, &message)?;
     let conversation = store::touch_conversation(conn, &message)?;

@@ -113,6 +113,12 @@ sql_text_enum!(Status {
     Failed => "failed",
 });
 
+/// Now, at the millisecond precision that is stored, so that a live event and a later read
+/// of the same object show the same time.
+pub fn now() -> DateTime<Utc> {
+    from_millis(Utc::now().timestamp_millis())
+}
+
 /// Unix milliseconds, as stored.
 pub fn to_millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()

@@ -4,7 +4,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -13,7 +12,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::store::{self, ConversationCursor, ListFilter, MessageCursor};
-use super::{Conversation, Message, Sender, Status, normalize_phone, validate_content};
+use super::{
+    Conversation, Message, Sender, Status, normalize_phone, now, to_millis, validate_content,
+};
 use crate::app::AppState;
 use crate::auth::TenantScope;
 use crate::auth::users::normalize_name;
@@ -144,12 +145,8 @@ async fn create_conversation(
         .db
         .run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (conversation, created) = store::upsert_conversation(
-                &tx,
-                &number,
-                name.as_deref(),
-                Utc::now().timestamp_millis(),
-            )?;
+            let (conversation, created) =
+                store::upsert_conversation(&tx, &number, name.as_deref(), to_millis(now()))?;
             let event = created
                 .then(|| {
                     let data = EventData {
@@ -318,7 +315,7 @@ pub async fn send_to_number(
         .run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (conversation, _) =
-                store::upsert_conversation(&tx, &number, None, Utc::now().timestamp_millis())?;
+                store::upsert_conversation(&tx, &number, None, to_millis(now()))?;
             let accepted = accept_outgoing(&tx, conversation.id, content, author, retention)?;
             tx.commit()?;
             Ok(accepted)
@@ -345,7 +342,7 @@ fn accept_outgoing(
         is_read: true,
         whatsapp_id: None,
         author_id: Some(author),
-        created_at: Utc::now(),
+        created_at: now(),
     };
     store::insert_message(conn, &message)?;
     let conversation = store::touch_conversation(conn, &message)?;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use utoipa::ToSchema;
@@ -125,7 +124,7 @@ async fn simulate_incoming(
         push_name: req.push_name.filter(|n| !n.trim().is_empty()),
         content: req.content,
         from_me: req.from_me,
-        timestamp: Utc::now(),
+        timestamp: crate::chat::now(),
     };
     backend
         .inject(

@@ -13,18 +13,39 @@ fn items(body: &Value) -> &Vec<Value> {
 
 async fn conversation_for(app: &TestApp, owner: &Account, number: &str) -> Value {
     let (status, body) = app
-        .post("/api/conversations", Some(&owner.token), json!({"contactNumber": number}))
+        .post(
+            "/api/conversations",
+            Some(&owner.token),
+            json!({"contactNumber": number}),
+        )
         .await;
-    assert!(status == StatusCode::CREATED || status == StatusCode::OK, "{status} {body}");
+    assert!(
+        status == StatusCode::CREATED || status == StatusCode::OK,
+        "{status} {body}"
+    );
     body
 }
 
-async fn message_status(app: &TestApp, owner: &Account, conversation: &str, message: &str, want: &str) -> Value {
+async fn message_status(
+    app: &TestApp,
+    owner: &Account,
+    conversation: &str,
+    message: &str,
+    want: &str,
+) -> Value {
     let path = format!("/api/conversations/{conversation}/messages");
     let body = app
-        .wait_for(&path, &owner.token, |b| items(b).iter().any(|m| m["id"] == message && m["status"] == want))
+        .wait_for(&path, &owner.token, |b| {
+            items(b)
+                .iter()
+                .any(|m| m["id"] == message && m["status"] == want)
+        })
         .await;
-    items(&body).iter().find(|m| m["id"] == message).unwrap().clone()
+    items(&body)
+        .iter()
+        .find(|m| m["id"] == message)
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test]
@@ -48,17 +69,31 @@ async fn an_incoming_message_shows_as_unread_until_the_conversation_is_read() {
     assert_eq!(conversation["unreadCount"], 1);
     assert!(conversation["lastMessageAt"].is_string());
     let id = conversation["id"].as_str().unwrap();
-    let (_, unread) = app.get("/api/conversations?unread=true", &owner.token).await;
+    let (_, unread) = app
+        .get("/api/conversations?unread=true", &owner.token)
+        .await;
     assert_eq!(items(&unread).len(), 1);
 
-    let (status, read) = app.post(&format!("/api/conversations/{id}/read"), Some(&owner.token), json!({})).await;
+    let (status, read) = app
+        .post(
+            &format!("/api/conversations/{id}/read"),
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{read}");
     assert_eq!(read["unreadCount"], 0);
-    let (_, one) = app.get(&format!("/api/conversations/{id}"), &owner.token).await;
+    let (_, one) = app
+        .get(&format!("/api/conversations/{id}"), &owner.token)
+        .await;
     assert_eq!(one["unreadCount"], 0);
-    let (_, messages) = app.get(&format!("/api/conversations/{id}/messages"), &owner.token).await;
+    let (_, messages) = app
+        .get(&format!("/api/conversations/{id}/messages"), &owner.token)
+        .await;
     assert_eq!(items(&messages)[0]["isRead"], true);
-    let (_, unread) = app.get("/api/conversations?unread=true", &owner.token).await;
+    let (_, unread) = app
+        .get("/api/conversations?unread=true", &owner.token)
+        .await;
     assert!(items(&unread).is_empty());
 
     let tenant = owner.tenant_id.parse().unwrap();
@@ -77,16 +112,28 @@ async fn a_sent_message_goes_pending_sent_delivered_read() {
     let cid = conversation["id"].as_str().unwrap();
 
     let (status, sent) = app
-        .post(&format!("/api/conversations/{cid}/send"), Some(&owner.token), json!({"content": "Yes, we have it"}))
+        .post(
+            &format!("/api/conversations/{cid}/send"),
+            Some(&owner.token),
+            json!({"content": "Yes, we have it"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{sent}");
-    assert_eq!(sent["status"], "pending", "the acknowledged message is stored before it is sent");
+    assert_eq!(
+        sent["status"], "pending",
+        "the acknowledged message is stored before it is sent"
+    );
     assert_eq!(sent["sender"], "agent");
     assert_eq!(sent["authorId"], owner.user_id);
     let mid = sent["id"].as_str().unwrap();
 
     let sent_now = message_status(&app, &owner, cid, mid, "sent").await;
-    assert!(sent_now["whatsappId"].as_str().unwrap().starts_with("SIMULATED-"));
+    assert!(
+        sent_now["whatsappId"]
+            .as_str()
+            .unwrap()
+            .starts_with("SIMULATED-")
+    );
     for status in ["delivered", "read"] {
         let (code, body) = app
             .post(
@@ -112,14 +159,30 @@ async fn a_sent_message_goes_pending_sent_delivered_read() {
     let kinds: Vec<(&str, &str)> = items(&events)
         .iter()
         .filter(|e| e["message"]["id"] == mid)
-        .map(|e| (e["type"].as_str().unwrap(), e["message"]["status"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap(),
+                e["message"]["status"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
-        [("message_sent", "pending"), ("message_status", "sent"), ("message_status", "delivered"), ("message_status", "read")]
+        [
+            ("message_sent", "pending"),
+            ("message_status", "sent"),
+            ("message_status", "delivered"),
+            ("message_status", "read")
+        ]
     );
-    let seqs: Vec<i64> = items(&events).iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq is monotonic: {seqs:?}");
+    let seqs: Vec<i64> = items(&events)
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seq is monotonic: {seqs:?}"
+    );
 }
 
 #[tokio::test]
@@ -127,7 +190,10 @@ async fn the_same_incoming_whatsapp_id_twice_is_stored_once() {
     let app = spawn_app().await;
     let owner = app.register("Acme").await;
     let body = json!({"from": "+6281234567890", "content": "hi", "id": "WA-DUP"});
-    assert_eq!(app.incoming(&owner, body.clone()).await.0, StatusCode::CREATED);
+    assert_eq!(
+        app.incoming(&owner, body.clone()).await.0,
+        StatusCode::CREATED
+    );
     let (_, events_before) = app.get("/api/events", &owner.token).await;
     let (status, again) = app.incoming(&owner, body).await;
     assert_eq!(status, StatusCode::OK, "{again}");
@@ -136,7 +202,9 @@ async fn the_same_incoming_whatsapp_id_twice_is_stored_once() {
     let (_, list) = app.get("/api/conversations", &owner.token).await;
     assert_eq!(items(&list)[0]["unreadCount"], 1);
     let id = items(&list)[0]["id"].as_str().unwrap();
-    let (_, messages) = app.get(&format!("/api/conversations/{id}/messages"), &owner.token).await;
+    let (_, messages) = app
+        .get(&format!("/api/conversations/{id}/messages"), &owner.token)
+        .await;
     assert_eq!(items(&messages).len(), 1);
     let (_, events_after) = app.get("/api/events", &owner.token).await;
     assert_eq!(events_after, events_before, "a redelivery emits nothing");
@@ -154,7 +222,11 @@ async fn a_message_sent_from_the_phone_is_an_agent_message() {
     assert_eq!(body["message"]["status"], "sent");
     let (_, list) = app.get("/api/conversations", &owner.token).await;
     assert_eq!(items(&list)[0]["unreadCount"], 0);
-    assert_eq!(items(&list)[0]["contactName"], Value::Null, "our own push name is not the contact's");
+    assert_eq!(
+        items(&list)[0]["contactName"],
+        Value::Null,
+        "our own push name is not the contact's"
+    );
     let (_, events) = app.get("/api/events", &owner.token).await;
     assert_eq!(items(&events)[0]["type"], "message_sent");
 }
@@ -165,22 +237,41 @@ async fn a_send_while_the_session_is_down_goes_out_when_it_is_back() {
     let owner = app.register("Acme").await;
     let conversation = conversation_for(&app, &owner, "+6281234567890").await;
     let cid = conversation["id"].as_str().unwrap();
-    let (status, _) = app.post("/api/integrations/whatsapp/simulate/unlink", Some(&owner.token), json!({})).await;
+    let (status, _) = app
+        .post(
+            "/api/integrations/whatsapp/simulate/unlink",
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
 
     let (status, sent) = app
-        .post(&format!("/api/conversations/{cid}/send"), Some(&owner.token), json!({"content": "queued"}))
+        .post(
+            &format!("/api/conversations/{cid}/send"),
+            Some(&owner.token),
+            json!({"content": "queued"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(sent["status"], "pending");
     let mid = sent["id"].as_str().unwrap();
     // A receipt cannot exist for a message WhatsApp has not got.
     let early = app
-        .post("/api/integrations/whatsapp/simulate/receipt", Some(&owner.token), json!({"messageId": mid, "status": "read"}))
+        .post(
+            "/api/integrations/whatsapp/simulate/receipt",
+            Some(&owner.token),
+            json!({"messageId": mid, "status": "read"}),
+        )
         .await;
     assert_error(early, StatusCode::CONFLICT, "not_sent_yet");
 
-    app.post("/api/integrations/whatsapp/simulate/scan", Some(&owner.token), json!({})).await;
+    app.post(
+        "/api/integrations/whatsapp/simulate/scan",
+        Some(&owner.token),
+        json!({}),
+    )
+    .await;
     message_status(&app, &owner, cid, mid, "sent").await;
 }
 
@@ -190,9 +281,18 @@ async fn a_message_queued_before_a_restart_goes_out_after_it() {
     let owner = app.register("Acme").await;
     let conversation = conversation_for(&app, &owner, "+6281234567890").await;
     let cid = conversation["id"].as_str().unwrap().to_owned();
-    app.post("/api/integrations/whatsapp/simulate/unlink", Some(&owner.token), json!({})).await;
+    app.post(
+        "/api/integrations/whatsapp/simulate/unlink",
+        Some(&owner.token),
+        json!({}),
+    )
+    .await;
     let (_, sent) = app
-        .post(&format!("/api/conversations/{cid}/send"), Some(&owner.token), json!({"content": "survives"}))
+        .post(
+            &format!("/api/conversations/{cid}/send"),
+            Some(&owner.token),
+            json!({"content": "survives"}),
+        )
         .await;
     let mid = sent["id"].as_str().unwrap().to_owned();
 
@@ -205,11 +305,19 @@ async fn sending_to_a_number_finds_or_creates_its_one_conversation() {
     let app = spawn_app().await;
     let owner = app.register("Acme").await;
     let (status, first) = app
-        .post("/api/integrations/whatsapp/send", Some(&owner.token), json!({"to": "+62 812 3456 7890", "content": "one"}))
+        .post(
+            "/api/integrations/whatsapp/send",
+            Some(&owner.token),
+            json!({"to": "+62 812 3456 7890", "content": "one"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     let (_, second) = app
-        .post("/api/integrations/whatsapp/send", Some(&owner.token), json!({"to": "0062-812-3456-7890", "content": "two"}))
+        .post(
+            "/api/integrations/whatsapp/send",
+            Some(&owner.token),
+            json!({"to": "0062-812-3456-7890", "content": "two"}),
+        )
         .await;
     assert_eq!(first["conversationId"], second["conversationId"]);
     let again = conversation_for(&app, &owner, "6281234567890").await;
@@ -223,41 +331,126 @@ async fn sending_to_a_number_finds_or_creates_its_one_conversation() {
 async fn bad_chat_input_gets_a_4xx_naming_the_field() {
     let app = spawn_app().await;
     let owner = app.register("Acme").await;
-    let cid = conversation_for(&app, &owner, "+6281234567890").await["id"].as_str().unwrap().to_owned();
+    let cid = conversation_for(&app, &owner, "+6281234567890").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let send_path = format!("/api/conversations/{cid}/send");
-    let send = |content: Value| app.post(&send_path, Some(&owner.token), json!({"content": content}));
+    let send =
+        |content: Value| app.post(&send_path, Some(&owner.token), json!({"content": content}));
 
     let empty = send(json!("   ")).await;
-    assert!(empty.1["error"]["message"].as_str().unwrap().contains("content"));
+    assert!(
+        empty.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("content")
+    );
     assert_error(empty, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_error(send(json!("x".repeat(5000))).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_error(send(json!(12)).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+    assert_error(
+        send(json!("x".repeat(5000))).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_error(
+        send(json!(12)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+    );
 
     let unknown = uuid::Uuid::new_v4();
-    assert_error(app.get(&format!("/api/conversations/{unknown}"), &owner.token).await, StatusCode::NOT_FOUND, "not_found");
     assert_error(
-        app.post(&format!("/api/conversations/{unknown}/send"), Some(&owner.token), json!({"content": "hi"})).await,
+        app.get(&format!("/api/conversations/{unknown}"), &owner.token)
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
-    let bad_number = app.post("/api/conversations", Some(&owner.token), json!({"contactNumber": "0812 345"})).await;
-    assert!(bad_number.1["error"]["message"].as_str().unwrap().contains("contactNumber"));
-    assert_error(bad_number, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let bad_to = app.post("/api/integrations/whatsapp/send", Some(&owner.token), json!({"to": "abc", "content": "x"})).await;
-    assert!(bad_to.1["error"]["message"].as_str().unwrap().contains("to"));
-    assert_error(bad_to, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_error(
+        app.post(
+            &format!("/api/conversations/{unknown}/send"),
+            Some(&owner.token),
+            json!({"content": "hi"}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let bad_number = app
+        .post(
+            "/api/conversations",
+            Some(&owner.token),
+            json!({"contactNumber": "0812 345"}),
+        )
+        .await;
+    assert!(
+        bad_number.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("contactNumber")
+    );
+    assert_error(
+        bad_number,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let bad_to = app
+        .post(
+            "/api/integrations/whatsapp/send",
+            Some(&owner.token),
+            json!({"to": "abc", "content": "x"}),
+        )
+        .await;
+    assert!(
+        bad_to.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("to")
+    );
+    assert_error(
+        bad_to,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
 
-    let bad_cursor = app.get("/api/conversations?cursor=garbage", &owner.token).await;
-    assert!(bad_cursor.1["error"]["message"].as_str().unwrap().contains("cursor"));
+    let bad_cursor = app
+        .get("/api/conversations?cursor=garbage", &owner.token)
+        .await;
+    assert!(
+        bad_cursor.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cursor")
+    );
     assert_error(bad_cursor, StatusCode::BAD_REQUEST, "invalid_cursor");
-    let bad_before = app.get(&format!("/api/conversations/{cid}/messages?before=Yzox"), &owner.token).await;
+    let bad_before = app
+        .get(
+            &format!("/api/conversations/{cid}/messages?before=Yzox"),
+            &owner.token,
+        )
+        .await;
     assert_error(bad_before, StatusCode::BAD_REQUEST, "invalid_cursor");
-    assert_error(app.get("/api/conversations?limit=0", &owner.token).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_error(app.get("/api/conversations?limit=many", &owner.token).await, StatusCode::BAD_REQUEST, "invalid_query");
-    assert_error(app.get("/api/events?after=-1", &owner.token).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_error(
+        app.get("/api/conversations?limit=0", &owner.token).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_error(
+        app.get("/api/conversations?limit=many", &owner.token).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+    assert_error(
+        app.get("/api/events?after=-1", &owner.token).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
 
     let (_, list) = app.get("/api/conversations", &owner.token).await;
-    assert_eq!(items(&list)[0]["lastMessage"], Value::Null, "nothing half-written by refused sends");
+    assert_eq!(
+        items(&list)[0]["lastMessage"],
+        Value::Null,
+        "nothing half-written by refused sends"
+    );
 }
 
 #[tokio::test]
@@ -265,31 +458,76 @@ async fn tenant_b_cannot_list_read_send_to_or_mark_tenant_a_conversations() {
     let app = spawn_app().await;
     let a = app.register("Tenant A").await;
     let b = app.register("Tenant B").await;
-    let (_, incoming) = app.incoming(&a, json!({"from": "+6281234567890", "content": "secret of A"})).await;
+    let (_, incoming) = app
+        .incoming(
+            &a,
+            json!({"from": "+6281234567890", "content": "secret of A"}),
+        )
+        .await;
     let cid = incoming["message"]["conversationId"].as_str().unwrap();
-    let (_, sent) = app.post(&format!("/api/conversations/{cid}/send"), Some(&a.token), json!({"content": "reply of A"})).await;
+    let (_, sent) = app
+        .post(
+            &format!("/api/conversations/{cid}/send"),
+            Some(&a.token),
+            json!({"content": "reply of A"}),
+        )
+        .await;
     let mid = sent["id"].as_str().unwrap();
 
     let (_, b_list) = app.get("/api/conversations", &b.token).await;
     assert!(items(&b_list).is_empty());
     let (_, b_events) = app.get("/api/events", &b.token).await;
     assert!(items(&b_events).is_empty());
-    for path in [format!("/api/conversations/{cid}"), format!("/api/conversations/{cid}/messages")] {
-        assert_error(app.get(&path, &b.token).await, StatusCode::NOT_FOUND, "not_found");
+    for path in [
+        format!("/api/conversations/{cid}"),
+        format!("/api/conversations/{cid}/messages"),
+    ] {
+        assert_error(
+            app.get(&path, &b.token).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
     }
-    let send = app.post(&format!("/api/conversations/{cid}/send"), Some(&b.token), json!({"content": "intrusion"})).await;
+    let send = app
+        .post(
+            &format!("/api/conversations/{cid}/send"),
+            Some(&b.token),
+            json!({"content": "intrusion"}),
+        )
+        .await;
     assert_error(send, StatusCode::NOT_FOUND, "not_found");
-    let read = app.post(&format!("/api/conversations/{cid}/read"), Some(&b.token), json!({})).await;
+    let read = app
+        .post(
+            &format!("/api/conversations/{cid}/read"),
+            Some(&b.token),
+            json!({}),
+        )
+        .await;
     assert_error(read, StatusCode::NOT_FOUND, "not_found");
     let receipt = app
-        .post("/api/integrations/whatsapp/simulate/receipt", Some(&b.token), json!({"messageId": mid, "status": "read"}))
+        .post(
+            "/api/integrations/whatsapp/simulate/receipt",
+            Some(&b.token),
+            json!({"messageId": mid, "status": "read"}),
+        )
         .await;
     assert_error(receipt, StatusCode::NOT_FOUND, "not_found");
 
-    let (_, a_conv) = app.get(&format!("/api/conversations/{cid}"), &a.token).await;
-    assert_eq!(a_conv["unreadCount"], 1, "B's attempt to mark read changed nothing");
-    let (_, a_messages) = app.get(&format!("/api/conversations/{cid}/messages"), &a.token).await;
-    assert!(items(&a_messages).iter().all(|m| m["content"] != "intrusion"));
+    let (_, a_conv) = app
+        .get(&format!("/api/conversations/{cid}"), &a.token)
+        .await;
+    assert_eq!(
+        a_conv["unreadCount"], 1,
+        "B's attempt to mark read changed nothing"
+    );
+    let (_, a_messages) = app
+        .get(&format!("/api/conversations/{cid}/messages"), &a.token)
+        .await;
+    assert!(
+        items(&a_messages)
+            .iter()
+            .all(|m| m["content"] != "intrusion")
+    );
 }
 
 #[tokio::test]
@@ -298,7 +536,12 @@ async fn message_history_pages_stay_exact_while_new_messages_arrive() {
     let owner = app.register("Acme").await;
     let mut originals = Vec::new();
     for i in 0..25 {
-        let (_, body) = app.incoming(&owner, json!({"from": "+6281234567890", "content": format!("m{i}")})).await;
+        let (_, body) = app
+            .incoming(
+                &owner,
+                json!({"from": "+6281234567890", "content": format!("m{i}")}),
+            )
+            .await;
         originals.push(body["message"]["id"].as_str().unwrap().to_owned());
     }
     let cid = {
@@ -315,9 +558,17 @@ async fn message_history_pages_stay_exact_while_new_messages_arrive() {
         };
         let (status, page) = app.get(&path, &owner.token).await;
         assert_eq!(status, StatusCode::OK, "{page}");
-        seen.extend(items(&page).iter().map(|m| m["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            items(&page)
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_owned()),
+        );
         // New messages arrive between pages.
-        app.incoming(&owner, json!({"from": "+6281234567890", "content": format!("new{n}")})).await;
+        app.incoming(
+            &owner,
+            json!({"from": "+6281234567890", "content": format!("new{n}")}),
+        )
+        .await;
         n += 1;
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
@@ -325,7 +576,10 @@ async fn message_history_pages_stay_exact_while_new_messages_arrive() {
         }
     }
     originals.reverse(); // newest first
-    assert_eq!(seen, originals, "every original message once, newest first, none skipped or repeated");
+    assert_eq!(
+        seen, originals,
+        "every original message once, newest first, none skipped or repeated"
+    );
 }
 
 #[tokio::test]
@@ -334,8 +588,18 @@ async fn conversation_pages_never_repeat_and_nothing_is_lost_while_messages_arri
     let owner = app.register("Acme").await;
     let mut all = HashSet::new();
     for i in 0..30 {
-        let (_, body) = app.incoming(&owner, json!({"from": format!("+62812000{i:05}"), "content": format!("c{i}")})).await;
-        all.insert(body["message"]["conversationId"].as_str().unwrap().to_owned());
+        let (_, body) = app
+            .incoming(
+                &owner,
+                json!({"from": format!("+62812000{i:05}"), "content": format!("c{i}")}),
+            )
+            .await;
+        all.insert(
+            body["message"]["conversationId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let (_, before) = app.get("/api/events", &owner.token).await;
     let last_seq = items(&before).last().unwrap()["seq"].as_i64().unwrap();
@@ -349,10 +613,22 @@ async fn conversation_pages_never_repeat_and_nothing_is_lost_while_messages_arri
             None => "/api/conversations?limit=8".to_owned(),
         };
         let (_, page) = app.get(&path, &owner.token).await;
-        seen.extend(items(&page).iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            items(&page)
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned()),
+        );
         // While the client pages: a brand-new contact writes, and an old, not-yet-seen one.
-        app.incoming(&owner, json!({"from": format!("+62899000{round:05}"), "content": "new contact"})).await;
-        app.incoming(&owner, json!({"from": format!("+62812000{:05}", round), "content": "again"})).await;
+        app.incoming(
+            &owner,
+            json!({"from": format!("+62899000{round:05}"), "content": "new contact"}),
+        )
+        .await;
+        app.incoming(
+            &owner,
+            json!({"from": format!("+62812000{:05}", round), "content": "again"}),
+        )
+        .await;
         round += 1;
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
@@ -360,15 +636,27 @@ async fn conversation_pages_never_repeat_and_nothing_is_lost_while_messages_arri
         }
     }
     let unique: HashSet<&String> = seen.iter().collect();
-    assert_eq!(unique.len(), seen.len(), "a conversation was repeated across pages");
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "a conversation was repeated across pages"
+    );
     // What moved above the cursor is reported by the event log the client follows.
-    let (_, events) = app.get(&format!("/api/events?after={last_seq}&limit=1000"), &owner.token).await;
+    let (_, events) = app
+        .get(
+            &format!("/api/events?after={last_seq}&limit=1000"),
+            &owner.token,
+        )
+        .await;
     let updated: HashSet<String> = items(&events)
         .iter()
         .filter_map(|e| e["conversation"]["id"].as_str().map(str::to_owned))
         .collect();
     for id in &all {
-        assert!(unique.contains(id) || updated.contains(id), "conversation {id} was lost");
+        assert!(
+            unique.contains(id) || updated.contains(id),
+            "conversation {id} was lost"
+        );
     }
 }
 
@@ -377,13 +665,19 @@ async fn the_event_log_returns_what_a_client_missed_in_pages() {
     let app = spawn_app().await;
     let owner = app.register("Acme").await;
     for i in 0..5 {
-        app.incoming(&owner, json!({"from": "+6281234567890", "content": format!("e{i}")})).await;
+        app.incoming(
+            &owner,
+            json!({"from": "+6281234567890", "content": format!("e{i}")}),
+        )
+        .await;
     }
     let (_, first) = app.get("/api/events?after=0&limit=2", &owner.token).await;
     assert_eq!(items(&first).len(), 2);
     assert_eq!(first["truncated"], false);
     let next = first["nextCursor"].as_str().unwrap();
-    let (_, rest) = app.get(&format!("/api/events?after={next}&limit=10"), &owner.token).await;
+    let (_, rest) = app
+        .get(&format!("/api/events?after={next}&limit=10"), &owner.token)
+        .await;
     assert_eq!(items(&rest).len(), 3);
     assert_eq!(rest["nextCursor"], Value::Null);
     let contents: Vec<&str> = items(&first)
@@ -399,13 +693,21 @@ async fn pruned_events_are_reported_as_truncated() {
     let app = crate::helpers::spawn_app_with(|c| c.event_retention_count = 10).await;
     let owner = app.register("Acme").await;
     for i in 0..300 {
-        app.incoming(&owner, json!({"from": "+6281234567890", "content": format!("p{i}")})).await;
+        app.incoming(
+            &owner,
+            json!({"from": "+6281234567890", "content": format!("p{i}")}),
+        )
+        .await;
     }
-    let (_, events) = app.get("/api/events?after=0&limit=1000", &owner.token).await;
+    let (_, events) = app
+        .get("/api/events?after=0&limit=1000", &owner.token)
+        .await;
     assert!(items(&events).len() < 300, "old events were pruned");
     assert_eq!(events["truncated"], true);
     let last = items(&events).last().unwrap()["seq"].as_i64().unwrap();
-    let (_, caught_up) = app.get(&format!("/api/events?after={last}"), &owner.token).await;
+    let (_, caught_up) = app
+        .get(&format!("/api/events?after={last}"), &owner.token)
+        .await;
     assert_eq!(caught_up["truncated"], false);
     assert!(items(&caught_up).is_empty());
 }

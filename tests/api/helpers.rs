@@ -161,14 +161,22 @@ impl TestApp {
             if status == StatusCode::OK && done(&body) {
                 return body;
             }
-            assert!(std::time::Instant::now() < deadline, "timed out waiting on {path}: {status} {body}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting on {path}: {status} {body}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
     /// Delivers a simulated incoming WhatsApp message to `account`'s tenant.
     pub async fn incoming(&self, account: &Account, body: Value) -> (StatusCode, Value) {
-        self.post("/api/integrations/whatsapp/simulate/incoming", Some(&account.token), body).await
+        self.post(
+            "/api/integrations/whatsapp/simulate/incoming",
+            Some(&account.token),
+            body,
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {

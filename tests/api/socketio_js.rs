@@ -1,1 +1,182 @@
-//! Placeholder: filled in by the JS socket.io-client test.
+//! The Socket.IO gateway against the official JavaScript client (`socket.io-client` v4), run
+//! by Node from `tests/js/socketio_client.mjs` (see that file for the steps and the lines it
+//! prints). Needs `npm ci --prefix tests/js`; without it the test is skipped locally and fails
+//! on CI.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::helpers::spawn_app;
+
+const CONTACT: &str = "+6281234567890";
+
+/// The Node process, killed if the test ends (or panics) before it exits. (`std::process`
+/// with a reader thread: this crate does not enable tokio's `process` feature.)
+struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    /// Waits for the exit without blocking the runtime.
+    async fn exit_status(&mut self) -> ExitStatus {
+        loop {
+            if let Some(status) = self.0.try_wait().expect("client exit status") {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The JSON after `prefix ` on the first line that has it.
+fn json_after(lines: &[String], prefix: &str) -> Value {
+    let json = lines
+        .iter()
+        .find_map(|line| line.strip_prefix(prefix)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in the client's output: {lines:#?}"));
+    serde_json::from_str(json)
+        .unwrap_or_else(|err| panic!("`{prefix}` line is not JSON ({err}): {json}"))
+}
+
+#[tokio::test]
+async fn the_official_javascript_client_is_refused_without_a_token_receives_events_and_sends_with_ack()
+ {
+    let js_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    if !js_dir.join("node_modules/socket.io-client").exists() {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "tests/js/node_modules/socket.io-client is missing: \
+                 .ci/run must run `npm ci --prefix tests/js` before `cargo test`"
+            );
+        }
+        eprintln!(
+            "\n*** SKIPPED the_official_javascript_client_is_refused_without_a_token_receives_events_and_sends_with_ack: \
+             `npm ci --prefix tests/js` was not run (tests/js/node_modules/socket.io-client is missing) ***\n"
+        );
+        return;
+    }
+
+    let app = spawn_app().await;
+    let owner = app.register("Toko Socket JS").await;
+    let (status, conversation) = app
+        .post(
+            "/api/conversations",
+            Some(&owner.token),
+            json!({"contactNumber": CONTACT, "contactName": "Budi"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{conversation}");
+    let conversation_id = conversation["id"]
+        .as_str()
+        .expect("conversation id")
+        .to_owned();
+
+    let mut child = Command::new("node")
+        .arg(js_dir.join("socketio_client.mjs"))
+        .arg(&app.address)
+        .arg(&owner.token)
+        .arg(&conversation_id)
+        .current_dir(&js_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map(KillOnDrop)
+        .expect("`node` runs (is Node.js installed?)");
+    // Stdout lines, read on a thread and handed over as they come; the channel closes at EOF.
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let (line_tx, mut line_rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let run = async {
+        let mut lines = Vec::new();
+        while let Some(line) = line_rx.recv().await {
+            eprintln!("socketio_client.mjs: {line}");
+            if line == "READY" {
+                let (status, body) = app
+                    .post(
+                        "/api/integrations/whatsapp/simulate/incoming",
+                        Some(&owner.token),
+                        json!({"from": CONTACT, "pushName": "Budi", "content": "hello from whatsapp"}),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::CREATED, "{body}");
+            }
+            lines.push(line);
+        }
+        let status = child.exit_status().await;
+        (lines, status)
+    };
+    let (lines, status) = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the JavaScript client finished within 60 s");
+
+    assert!(
+        status.success(),
+        "the JavaScript client failed ({status}; its reason is on stderr above); stdout: {lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l == "READY"), "{lines:#?}");
+
+    let incoming = json_after(&lines, "INCOMING");
+    assert_eq!(incoming["type"], "incoming_message", "{incoming}");
+    assert_eq!(
+        incoming["message"]["content"], "hello from whatsapp",
+        "{incoming}"
+    );
+    assert_eq!(
+        incoming["conversation"]["id"],
+        conversation_id.as_str(),
+        "{incoming}"
+    );
+
+    let ack = json_after(&lines, "ACK");
+    let sent_id = ack["id"].as_str().expect("ack id");
+    assert_eq!(ack["content"], "sent from socket.io-client", "{ack}");
+    assert_eq!(ack["sender"], "agent", "{ack}");
+
+    let ack_error = json_after(&lines, "ACK_ERROR");
+    assert_eq!(
+        ack_error["error"]["code"], "validation_failed",
+        "{ack_error}"
+    );
+
+    assert_eq!(lines.last().map(String::as_str), Some("OK"), "{lines:#?}");
+
+    // The acknowledgement is sent only once the message is stored.
+    let (status, messages) = app
+        .get(
+            &format!("/api/conversations/{conversation_id}/messages"),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{messages}");
+    let items = messages["items"].as_array().expect("items");
+    assert!(
+        items.iter().any(|m| m["id"] == sent_id),
+        "acknowledged message {sent_id} not in the conversation: {messages}"
+    );
+    assert!(
+        items.iter().any(|m| m["content"] == "hello from whatsapp"),
+        "incoming message not in the conversation: {messages}"
+    );
+}

@@ -1,1 +1,333 @@
-//! Socket.IO tests with rust_socketio.
+//! Socket.IO with a real client (rust_socketio): handshake auth, tenant rooms, events, acks.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use reqwest::StatusCode;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Event, Payload};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::helpers::{Account, TestApp, spawn_app};
+
+/// A connected (or refused) socket and what it has received: `(event name, payload)`.
+struct Socket {
+    client: Option<Client>,
+    received: mpsc::UnboundedReceiver<(String, Value)>,
+    sender: mpsc::UnboundedSender<(String, Value)>,
+    /// Events received while waiting for another one, in arrival order.
+    backlog: Vec<(String, Value)>,
+}
+
+fn first_value(payload: Payload) -> Value {
+    match payload {
+        Payload::Text(mut values) if !values.is_empty() => values.swap_remove(0),
+        #[allow(deprecated)]
+        Payload::String(s) => Value::String(s),
+        _ => Value::Null,
+    }
+}
+
+async fn connect(app: &TestApp, auth: Value) -> Socket {
+    let (sender, received) = mpsc::unbounded_channel();
+    let forward = |name: &'static str, tx: mpsc::UnboundedSender<(String, Value)>| {
+        move |payload: Payload, _: Client| {
+            let _ = tx.send((name.to_owned(), first_value(payload)));
+            async {}.boxed()
+        }
+    };
+    let any = {
+        let tx = sender.clone();
+        move |event: Event, payload: Payload, _: Client| {
+            let _ = tx.send((event.to_string(), first_value(payload)));
+            async {}.boxed()
+        }
+    };
+    let client = ClientBuilder::new(app.address.clone())
+        .namespace("/")
+        .auth(auth)
+        .reconnect(false)
+        .on(Event::Connect, forward("connect", sender.clone()))
+        .on(Event::Error, forward("error", sender.clone()))
+        .on(Event::Close, forward("close", sender.clone()))
+        .on_any(any)
+        .connect()
+        .await
+        .ok();
+    Socket {
+        client,
+        received,
+        sender,
+        backlog: Vec::new(),
+    }
+}
+
+impl Socket {
+    /// The next event (in arrival order) that `wanted` accepts; others are kept for later.
+    async fn next_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> (String, Value) {
+        if let Some(i) = self.backlog.iter().position(|(event, _)| wanted(event)) {
+            return self.backlog.remove(i);
+        }
+        let wait = async {
+            loop {
+                let (event, payload) = self.received.recv().await.expect("socket channel open");
+                if wanted(&event) {
+                    return (event, payload);
+                }
+                self.backlog.push((event, payload));
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within 10 s"))
+    }
+
+    /// The next event named `name`.
+    async fn next(&mut self, name: &str) -> Value {
+        self.next_where(name, |event| event == name).await.1
+    }
+
+    /// The next application event (not connect/error/close).
+    async fn next_app_event(&mut self) -> (String, Value) {
+        self.next_where("application event", |event| {
+            !["connect", "error", "close", "message", "ack"].contains(&event)
+        })
+        .await
+    }
+
+    async fn connected(app: &TestApp, account: &Account) -> Socket {
+        let mut socket = connect(app, json!({"token": account.token})).await;
+        socket.next("connect").await;
+        socket
+    }
+
+    /// Emits `send_message` and waits for its acknowledgement.
+    async fn send_message(&mut self, body: Value) -> Value {
+        let tx = self.sender.clone();
+        let client = self.client.as_ref().expect("connected");
+        client
+            .emit_with_ack(
+                "send_message",
+                body,
+                Duration::from_secs(10),
+                move |payload: Payload, _| {
+                    // rust_socketio hands over the ack's argument list as one array.
+                    let ack = match first_value(payload) {
+                        Value::Array(mut args) if args.len() == 1 => args.swap_remove(0),
+                        other => other,
+                    };
+                    let _ = tx.send(("ack".to_owned(), ack));
+                    async {}.boxed()
+                },
+            )
+            .await
+            .expect("emit");
+        self.next("ack").await
+    }
+}
+
+async fn assert_refused(app: &TestApp, auth: Value) {
+    let mut socket = connect(app, auth.clone()).await;
+    let error = socket.next("error").await;
+    assert!(
+        error.to_string().contains("unauthorized"),
+        "auth {auth}: {error}"
+    );
+}
+
+#[tokio::test]
+async fn a_socket_without_a_valid_token_is_refused() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    assert_refused(&app, json!({})).await;
+    assert_refused(&app, json!({"token": "not-a-token"})).await;
+    assert_refused(&app, json!({"token": 42})).await;
+
+    app.post(
+        "/api/auth/password",
+        Some(&owner.token),
+        json!({"currentPassword": owner.password, "newPassword": "a whole new password"}),
+    )
+    .await;
+    assert_refused(&app, json!({"token": owner.token})).await;
+}
+
+#[tokio::test]
+async fn incoming_messages_reach_only_their_own_tenants_sockets() {
+    let app = spawn_app().await;
+    let a = app.register("Tenant A").await;
+    let b = app.register("Tenant B").await;
+    let mut a_socket = Socket::connected(&app, &a).await;
+    let mut b_socket = Socket::connected(&app, &b).await;
+
+    app.incoming(
+        &a,
+        json!({"from": "+6281234567890", "pushName": "Budi", "content": "for A only"}),
+    )
+    .await;
+    let (name, event) = a_socket.next_app_event().await;
+    assert_eq!(name, "incoming_message");
+    assert_eq!(event["type"], "incoming_message");
+    assert_eq!(event["message"]["content"], "for A only");
+    assert_eq!(event["conversation"]["contactName"], "Budi");
+    assert_eq!(event["conversation"]["unreadCount"], 1);
+    let seq = event["seq"].as_i64().unwrap();
+    let (_, logged) = app
+        .get(&format!("/api/events?after={}", seq - 1), &a.token)
+        .await;
+    assert_eq!(
+        logged["items"][0], event,
+        "the socket event is the logged event"
+    );
+
+    // B's first event must be B's own: A's never reached B's socket.
+    app.incoming(&b, json!({"from": "+6281234567890", "content": "for B"}))
+        .await;
+    let (_, event) = b_socket.next_app_event().await;
+    assert_eq!(event["message"]["content"], "for B");
+}
+
+#[tokio::test]
+async fn send_message_is_acknowledged_with_the_stored_message() {
+    let app = spawn_app().await;
+    let a = app.register("Tenant A").await;
+    let b = app.register("Tenant B").await;
+    let (_, incoming) = app
+        .incoming(&a, json!({"from": "+6281234567890", "content": "hi"}))
+        .await;
+    let cid = incoming["message"]["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut socket = Socket::connected(&app, &a).await;
+    let ack = socket
+        .send_message(json!({"conversationId": cid, "content": "hello over socket"}))
+        .await;
+    assert_eq!(ack["content"], "hello over socket", "{ack}");
+    assert_eq!(ack["sender"], "agent");
+    let (status, messages) = app
+        .get(&format!("/api/conversations/{cid}/messages"), &a.token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(messages["items"][0]["id"], ack["id"]);
+    let (name, event) = socket.next_app_event().await;
+    assert_eq!(
+        (name.as_str(), &event["message"]["id"]),
+        ("message_sent", &ack["id"])
+    );
+
+    let refused = socket
+        .send_message(json!({"conversationId": cid, "content": ""}))
+        .await;
+    assert_eq!(refused["error"]["code"], "validation_failed", "{refused}");
+    let malformed = socket
+        .send_message(json!({"content": "no conversation"}))
+        .await;
+    assert_eq!(
+        malformed["error"]["code"], "validation_failed",
+        "{malformed}"
+    );
+
+    let mut intruder = Socket::connected(&app, &b).await;
+    let denied = intruder
+        .send_message(json!({"conversationId": cid, "content": "intrusion"}))
+        .await;
+    assert_eq!(denied["error"]["code"], "not_found", "{denied}");
+}
+
+#[tokio::test]
+async fn a_socket_is_cut_off_when_its_users_password_changes() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let mut socket = Socket::connected(&app, &owner).await;
+    app.post(
+        "/api/auth/password",
+        Some(&owner.token),
+        json!({"currentPassword": owner.password, "newPassword": "a whole new password"}),
+    )
+    .await;
+    socket.next("close").await;
+}
+
+#[tokio::test]
+async fn a_client_that_reconnects_gets_what_it_missed_from_the_event_log() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let mut socket = Socket::connected(&app, &owner).await;
+    app.incoming(
+        &owner,
+        json!({"from": "+6281234567890", "content": "seen live"}),
+    )
+    .await;
+    let (_, seen) = socket.next_app_event().await;
+    let last_seen = seen["seq"].as_i64().unwrap();
+    socket.client.take().unwrap().disconnect().await.unwrap();
+
+    // While it is away: an incoming message, a send (and its status change), a read.
+    let (_, missed) = app
+        .incoming(
+            &owner,
+            json!({"from": "+6281234567890", "content": "missed"}),
+        )
+        .await;
+    let cid = missed["message"]["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, sent) = app
+        .post(
+            &format!("/api/conversations/{cid}/send"),
+            Some(&owner.token),
+            json!({"content": "reply"}),
+        )
+        .await;
+    app.post(
+        &format!("/api/conversations/{cid}/read"),
+        Some(&owner.token),
+        json!({}),
+    )
+    .await;
+    let sent_id = sent["id"].as_str().unwrap().to_owned();
+    app.wait_for(
+        &format!("/api/conversations/{cid}/messages"),
+        &owner.token,
+        |b| {
+            b["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["id"] == sent_id.as_str() && m["status"] == "sent")
+        },
+    )
+    .await;
+
+    let mut socket = Socket::connected(&app, &owner).await;
+    let (_, caught_up) = app
+        .get(&format!("/api/events?after={last_seen}"), &owner.token)
+        .await;
+    let kinds: Vec<&str> = caught_up["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 4, "{caught_up}");
+    for kind in [
+        "incoming_message",
+        "message_sent",
+        "message_status",
+        "conversation_updated",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    // And live events flow again after the catch-up.
+    app.incoming(
+        &owner,
+        json!({"from": "+6281234567890", "content": "live again"}),
+    )
+    .await;
+    let (_, live) = socket.next_app_event().await;
+    assert!(live["seq"].as_i64().unwrap() > caught_up["items"][3]["seq"].as_i64().unwrap());
+}
