@@ -22,6 +22,10 @@ pub struct Metrics {
     /// Login or sign-up attempts refused by the rate limiter.
     pub rate_limited: Counter,
     tenant_pools_cached: Gauge,
+    /// Inbound WhatsApp events (messages, receipts) stored, and the transactions that stored
+    /// them: their ratio is the ingest batch size.
+    pub ingest_events: Counter,
+    pub ingest_transactions: Counter,
 }
 
 impl Metrics {
@@ -32,6 +36,18 @@ impl Metrics {
         let tenant_migrations = Counter::default();
         let rate_limited = Counter::default();
         let tenant_pools_cached = Gauge::default();
+        let ingest_events = Counter::default();
+        let ingest_transactions = Counter::default();
+        registry.register(
+            "ingest_events",
+            "Inbound WhatsApp events stored",
+            ingest_events.clone(),
+        );
+        registry.register(
+            "ingest_transactions",
+            "Transactions that stored inbound WhatsApp events",
+            ingest_transactions.clone(),
+        );
         registry.register(
             "tenant_opens",
             "Tenant database pools opened",
@@ -64,6 +80,8 @@ impl Metrics {
             tenant_migrations,
             rate_limited,
             tenant_pools_cached,
+            ingest_events,
+            ingest_transactions,
         }
     }
 

@@ -67,6 +67,7 @@ async fn apply(state: AppState, tenant: TenantId, events: Vec<InboundEvent>) {
         return;
     }
     let retention = state.retention;
+    let count = writes.len() as u64;
     let outcome = match state.tenants.get(tenant).await {
         Ok(db) => {
             db.run(move |conn| {
@@ -79,6 +80,8 @@ async fn apply(state: AppState, tenant: TenantId, events: Vec<InboundEvent>) {
     };
     match outcome {
         Ok((published, replies)) => {
+            state.metrics.ingest_transactions.inc();
+            state.metrics.ingest_events.inc_by(count);
             for (reply, result) in replies {
                 let _ = reply.send(Ok(result));
             }

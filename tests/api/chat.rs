@@ -711,3 +711,54 @@ async fn pruned_events_are_reported_as_truncated() {
     assert_eq!(caught_up["truncated"], false);
     assert!(items(&caught_up).is_empty());
 }
+
+#[tokio::test]
+async fn ingest_under_load_commits_a_tenants_messages_together() {
+    use aezen::whatsapp::{InboundEvent, IncomingMessage};
+    let app = spawn_app().await;
+    let a = app.register("Tenant A").await;
+    let b = app.register("Tenant B").await;
+    let simulated = app.simulated();
+    // Queue 100 messages for two tenants before the ingest task gets to run (this test's
+    // runtime has one thread, and queueing does not yield), as a burst from WhatsApp would.
+    let mut replies = Vec::new();
+    for i in 0..100 {
+        let owner = if i % 2 == 0 { &a } else { &b };
+        let (reply, stored) = tokio::sync::oneshot::channel();
+        let message = IncomingMessage {
+            whatsapp_id: format!("BURST-{i}"),
+            contact_number: format!("+62812000{:05}", i % 7),
+            push_name: None,
+            content: format!("burst {i}"),
+            from_me: false,
+            timestamp: chrono::Utc::now(),
+        };
+        simulated
+            .inject(
+                owner.tenant_id.parse().unwrap(),
+                InboundEvent::Message {
+                    message,
+                    stored: Some(reply),
+                },
+            )
+            .await;
+        replies.push(stored);
+    }
+    for stored in replies {
+        assert!(stored.await.unwrap().is_ok());
+    }
+    assert_eq!(app.metric("aezen_ingest_events_total").await, 100);
+    assert_eq!(
+        app.metric("aezen_ingest_transactions_total").await,
+        2,
+        "one transaction per tenant"
+    );
+    for owner in [&a, &b] {
+        let (_, list) = app.get("/api/conversations", &owner.token).await;
+        let unread: i64 = items(&list)
+            .iter()
+            .map(|c| c["unreadCount"].as_i64().unwrap())
+            .sum();
+        assert_eq!(unread, 50);
+    }
+}

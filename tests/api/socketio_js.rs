@@ -3,43 +3,18 @@
 //! prints). Needs `npm ci --prefix tests/js`; without it the test is skipped locally and fails
 //! on CI.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
 
 use crate::helpers::spawn_app;
 
 const CONTACT: &str = "+6281234567890";
-
-/// The Node process, killed if the test ends (or panics) before it exits. (`std::process`
-/// with a reader thread: this crate does not enable tokio's `process` feature.)
-struct KillOnDrop(Child);
-
-impl KillOnDrop {
-    /// Waits for the exit without blocking the runtime.
-    async fn exit_status(&mut self) -> ExitStatus {
-        loop {
-            if let Some(status) = self.0.try_wait().expect("client exit status") {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 /// The JSON after `prefix ` on the first line that has it.
 fn json_after(lines: &[String], prefix: &str) -> Value {
@@ -93,24 +68,14 @@ async fn the_official_javascript_client_is_refused_without_a_token_receives_even
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        .kill_on_drop(true)
         .spawn()
-        .map(KillOnDrop)
         .expect("`node` runs (is Node.js installed?)");
-    // Stdout lines, read on a thread and handed over as they come; the channel closes at EOF.
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let (line_tx, mut line_rx) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
 
     let run = async {
         let mut lines = Vec::new();
-        while let Some(line) = line_rx.recv().await {
+        while let Some(line) = stdout.next_line().await.expect("client stdout") {
             eprintln!("socketio_client.mjs: {line}");
             if line == "READY" {
                 let (status, body) = app
@@ -124,7 +89,7 @@ async fn the_official_javascript_client_is_refused_without_a_token_receives_even
             }
             lines.push(line);
         }
-        let status = child.exit_status().await;
+        let status = child.wait().await.expect("client exit status");
         (lines, status)
     };
     let (lines, status) = tokio::time::timeout(Duration::from_secs(60), run)
