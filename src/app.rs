@@ -35,6 +35,7 @@ use crate::ids::UserId;
 use crate::metrics::Metrics;
 use crate::realtime::{self, Realtime};
 use crate::tenancy::{self, PoolSettings, TenantPools};
+use crate::whatsapp::sessions::{self, Sessions};
 use crate::whatsapp::simulated::Simulated;
 use crate::whatsapp::{BackendKind, Inbound, WhatsApp};
 
@@ -55,6 +56,7 @@ pub struct App {
     /// The same backend as `whatsapp` when it is the simulated one (for `simulate/*`).
     pub simulated: Option<Arc<Simulated>>,
     pub outbox: Outbox,
+    pub sessions: Sessions,
     pub retention: Retention,
 }
 
@@ -132,6 +134,8 @@ impl Application {
         } = self;
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let ingest = tokio::spawn(crate::chat::ingest::run(state.clone(), inbound));
+        // Start-up does not wait for WhatsApp: sessions resume in the background.
+        let resume = tokio::spawn(sessions::resume_all(state.clone()));
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -139,6 +143,8 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         housekeeping.abort();
+        resume.abort();
+        state.whatsapp.shutdown().await;
         ingest.abort();
         state.outbox.shutdown();
         state.tenants.clear();
@@ -185,6 +191,7 @@ fn build_state(
         config.login_per_account_per_minute,
         metrics.clone(),
     );
+    let sessions = Sessions::new(config.sessions_dir.clone());
     let app = Arc::new_cyclic(|app: &Weak<App>| {
         // Opening a tenant resumes its outbox: after a restart, queued messages go out on
         // the tenant's first use.
@@ -217,6 +224,7 @@ fn build_state(
             whatsapp,
             simulated,
             outbox: Outbox::default(),
+            sessions,
             retention,
         }
     });

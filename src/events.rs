@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::chat::{Conversation, Message, from_millis, to_millis};
+use crate::whatsapp::sessions::WhatsappStatus;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -25,6 +26,10 @@ pub enum EventKind {
     MessageStatus,
     /// A conversation changed without a new message (read, created): `conversation`.
     ConversationUpdated,
+    /// A QR code to link the phone: `code`, `svg`, `expiresAt`.
+    Qr,
+    /// The WhatsApp session changed: `state`, `phoneNumber?`, `pushName?`, `reason?`, ...
+    WhatsappStatus,
 }
 
 impl EventKind {
@@ -35,6 +40,8 @@ impl EventKind {
             Self::MessageSent => "message_sent",
             Self::MessageStatus => "message_status",
             Self::ConversationUpdated => "conversation_updated",
+            Self::Qr => "qr",
+            Self::WhatsappStatus => "whatsapp_status",
         }
     }
 
@@ -44,6 +51,8 @@ impl EventKind {
             Self::MessageSent,
             Self::MessageStatus,
             Self::ConversationUpdated,
+            Self::Qr,
+            Self::WhatsappStatus,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -58,6 +67,32 @@ pub struct EventData {
     pub message: Option<Message>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation: Option<Conversation>,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub qr: Option<QrPayload>,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub whatsapp_status: Option<WhatsappStatus>,
+}
+
+impl EventData {
+    /// The data of a chat event.
+    pub fn chat(message: Option<Message>, conversation: Option<Conversation>) -> Self {
+        Self {
+            message,
+            conversation,
+            ..Self::default()
+        }
+    }
+}
+
+/// A QR code to scan with the phone (WhatsApp → Linked devices).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QrPayload {
+    /// The string the QR code encodes.
+    pub code: String,
+    /// The QR code as an SVG image.
+    pub svg: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// One entry of the event log: the object sent on Socket.IO (event name = `type`) and listed
@@ -110,6 +145,31 @@ pub fn append(
         created_at: now,
         data,
     })
+}
+
+/// Appends one event in its own transaction and broadcasts it (for events that are not part
+/// of a chat change, such as the WhatsApp session's).
+pub async fn record(
+    state: &crate::app::AppState,
+    tenant: crate::ids::TenantId,
+    kind: EventKind,
+    data: EventData,
+) -> Result<Event, crate::error::ApiError> {
+    let db = state.tenants.get(tenant).await?;
+    let retention = state.retention;
+    let event = db
+        .run(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let event = append(&tx, kind, data, retention)?;
+            tx.commit()?;
+            Ok(event)
+        })
+        .await?;
+    state
+        .realtime
+        .publish(tenant, std::slice::from_ref(&event))
+        .await;
+    Ok(event)
 }
 
 fn prune(
@@ -250,4 +310,47 @@ async fn list_events(
         next_cursor,
         truncated,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::whatsapp::sessions::SessionState;
+
+    fn roundtrip(data: EventData) {
+        let event = Event {
+            seq: 1,
+            kind: EventKind::Qr,
+            created_at: crate::chat::now(),
+            data,
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        let back: Event = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, event, "{json}");
+    }
+
+    #[test]
+    fn every_event_shape_survives_the_log() {
+        let at = crate::chat::now();
+        roundtrip(EventData {
+            qr: Some(QrPayload {
+                code: "c".into(),
+                svg: "<svg/>".into(),
+                expires_at: at,
+            }),
+            ..EventData::default()
+        });
+        roundtrip(EventData {
+            whatsapp_status: Some(WhatsappStatus {
+                state: SessionState::PairCode,
+                phone_number: None,
+                push_name: None,
+                reason: None,
+                pair_code: Some("ABCD1234".into()),
+                expires_at: Some(at),
+            }),
+            ..EventData::default()
+        });
+        roundtrip(EventData::default());
+    }
 }

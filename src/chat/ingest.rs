@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::events::{self, Event, EventData, EventKind, Retention};
 use crate::ids::TenantId;
-use crate::whatsapp::{Connection as SessionState, Inbound, InboundEvent, IncomingMessage};
+use crate::whatsapp::{Inbound, InboundEvent, IncomingMessage, sessions};
 
 /// Most inbound events applied in one round.
 pub const MAX_BATCH: usize = 512;
@@ -53,13 +53,7 @@ async fn apply(state: AppState, tenant: TenantId, events: Vec<InboundEvent>) {
     let mut writes = Vec::with_capacity(events.len());
     for event in events {
         match event {
-            InboundEvent::Connection(SessionState::Connected) => {
-                tracing::info!(tenant = %tenant, "WhatsApp session connected");
-                state.outbox.kick(&state, tenant);
-            }
-            InboundEvent::Connection(SessionState::Disconnected) => {
-                tracing::info!(tenant = %tenant, "WhatsApp session disconnected");
-            }
+            InboundEvent::Session(event) => sessions::on_event(&state, tenant, event).await,
             other => writes.push(other),
         }
     }
@@ -122,10 +116,7 @@ fn write_batch(
             } => {
                 for id in &whatsapp_ids {
                     if let Some(message) = store::apply_receipt(&tx, id, status)? {
-                        let data = EventData {
-                            message: Some(message),
-                            conversation: None,
-                        };
+                        let data = EventData::chat(Some(message), None);
                         published.push(events::append(
                             &tx,
                             EventKind::MessageStatus,
@@ -135,7 +126,7 @@ fn write_batch(
                     }
                 }
             }
-            InboundEvent::Connection(_) => {}
+            InboundEvent::Session(_) => {}
         }
     }
     tx.commit()?;
@@ -191,10 +182,7 @@ fn store_incoming(
     };
     store::insert_message(conn, &message)?;
     let conversation = store::touch_conversation(conn, &message)?;
-    let data = EventData {
-        message: Some(message.clone()),
-        conversation: Some(conversation),
-    };
+    let data = EventData::chat(Some(message.clone()), Some(conversation));
     let event = events::append(conn, kind, data, retention)?;
     Ok((Ingested::Stored(message), Some(event)))
 }

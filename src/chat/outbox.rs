@@ -130,10 +130,7 @@ async fn drain(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
                         store::settle(&tx, id, outcome.as_deref().map_err(String::as_str))?;
                     let event = settled
                         .map(|message| {
-                            let data = EventData {
-                                message: Some(message),
-                                conversation: None,
-                            };
+                            let data = EventData::chat(Some(message), None);
                             events::append(&tx, EventKind::MessageStatus, data, retention)
                         })
                         .transpose()?;

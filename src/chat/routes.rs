@@ -149,10 +149,7 @@ async fn create_conversation(
                 store::upsert_conversation(&tx, &number, name.as_deref(), to_millis(now()))?;
             let event = created
                 .then(|| {
-                    let data = EventData {
-                        message: None,
-                        conversation: Some(conversation.clone()),
-                    };
+                    let data = EventData::chat(None, Some(conversation.clone()));
                     events::append(&tx, EventKind::ConversationUpdated, data, retention)
                 })
                 .transpose()?;
@@ -346,10 +343,7 @@ fn accept_outgoing(
     };
     store::insert_message(conn, &message)?;
     let conversation = store::touch_conversation(conn, &message)?;
-    let data = EventData {
-        message: Some(message.clone()),
-        conversation: Some(conversation),
-    };
+    let data = EventData::chat(Some(message.clone()), Some(conversation));
     Ok((
         message,
         events::append(conn, EventKind::MessageSent, data, retention)?,
@@ -396,10 +390,7 @@ async fn mark_read(
             let conversation = existing(&tx, id)?;
             let event = (before.unread_count != 0 || !whatsapp_ids.is_empty())
                 .then(|| {
-                    let data = EventData {
-                        message: None,
-                        conversation: Some(conversation.clone()),
-                    };
+                    let data = EventData::chat(None, Some(conversation.clone()));
                     events::append(&tx, EventKind::ConversationUpdated, data, retention)
                 })
                 .transpose()?;

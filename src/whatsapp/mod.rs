@@ -6,11 +6,15 @@
 //! - `simulated` ([`simulated::Simulated`]): no network; driven by the
 //!   `/api/integrations/whatsapp/simulate/*` endpoints. For trying the product offline and for
 //!   tests. Logged loudly at start-up.
-//! - `real`: the whatsapp-rust adapter (one client per tenant), not built yet: selecting it
-//!   fails at start-up with a clear message.
+//! - `real` ([`real::RealWhatsApp`]): the whatsapp-rust adapter, one client per tenant.
+//!
+//! [`sessions`] keeps each tenant's session state and turns backend reports into events.
 
 pub mod routes;
+pub mod sessions;
 pub mod simulated;
+
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -41,7 +45,22 @@ pub enum SendError {
     Rejected(String),
 }
 
-/// What AEZEN asks of WhatsApp.
+/// How a new device links to the phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkMethod {
+    /// Show QR codes to scan (`qr` events).
+    Qr,
+    /// Show an 8-character code to type on the phone with this number (E.164).
+    PairCode { phone_number: String },
+}
+
+/// Why a session could not be started.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct SessionError(pub String);
+
+/// What AEZEN asks of WhatsApp. One session (client) per tenant; its progress is reported as
+/// [`SessionEvent`]s on the inbound channel.
 pub trait WhatsApp: Send + Sync + 'static {
     /// Sends a text to `to` (E.164) and returns WhatsApp's id for it.
     fn send_text<'a>(
@@ -62,11 +81,32 @@ pub trait WhatsApp: Send + Sync + 'static {
     /// Whether the tenant's session can send now.
     fn is_connected(&self, tenant: TenantId) -> bool;
 
+    /// Starts the tenant's session on the store in `session_dir` (which exists). A linked
+    /// store resumes without pairing; otherwise `link` says how to pair. Returns once the
+    /// client is running; progress follows as events. Starting a running session is a no-op.
+    fn connect<'a>(
+        &'a self,
+        tenant: TenantId,
+        session_dir: &'a Path,
+        link: LinkMethod,
+    ) -> BoxFuture<'a, Result<(), SessionError>>;
+
+    /// Stops the tenant's client and keeps its link, so `connect` resumes without pairing.
+    /// Reports no event: the caller records the new state itself.
+    fn disconnect(&self, tenant: TenantId) -> BoxFuture<'_, ()>;
+
+    /// Unlinks the device from the phone (when connected) and stops the client; a no-op when
+    /// no client runs. Reports no event; the caller removes the session folder afterwards.
+    fn logout(&self, tenant: TenantId) -> BoxFuture<'_, ()>;
+
+    /// Stops every client (at shutdown).
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+
     fn kind(&self) -> BackendKind;
 }
 
 /// A message WhatsApp delivered to a tenant.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IncomingMessage {
     /// WhatsApp's message id: unique per tenant, so a redelivery is recognised.
     pub whatsapp_id: String,
@@ -82,11 +122,38 @@ pub struct IncomingMessage {
     pub timestamp: DateTime<Utc>,
 }
 
-/// The state of a tenant's WhatsApp session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Connection {
-    Connected,
-    Disconnected,
+/// A change in a tenant's session, as the backend reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// The client is starting or reconnecting.
+    Connecting,
+    /// A QR code to scan, valid until `expires_at`.
+    Qr {
+        code: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// A pairing code to type on the phone, valid until `expires_at`.
+    PairCode {
+        code: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// Linked and online.
+    Connected {
+        phone_number: Option<String>,
+        push_name: Option<String>,
+    },
+    /// Offline; `retrying` when the client reconnects by itself.
+    Disconnected {
+        reason: Option<String>,
+        retrying: bool,
+    },
+    /// The phone unlinked this device (or it was never linked and the link expired for good):
+    /// the session store is useless and its folder is removed.
+    LoggedOut { reason: String },
+    /// WhatsApp banned the number (temporarily or not).
+    Banned { reason: String },
+    /// The session ended and will not come back by itself (e.g. stream replaced).
+    Failed { reason: String },
 }
 
 /// Something WhatsApp reports for a tenant.
@@ -103,8 +170,8 @@ pub enum InboundEvent {
         whatsapp_ids: Vec<String>,
         status: Status,
     },
-    /// The session connected or dropped.
-    Connection(Connection),
+    /// The session changed.
+    Session(SessionEvent),
 }
 
 #[derive(Debug)]

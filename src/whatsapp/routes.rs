@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use utoipa::ToSchema;
@@ -12,8 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::sessions::{self, WhatsappStatus};
 use super::simulated::Simulated;
-use super::{InboundEvent, IncomingMessage};
+use super::{BackendKind, InboundEvent, IncomingMessage};
 use crate::app::AppState;
 use crate::auth::{CurrentUser, TenantScope};
 use crate::chat::ingest::Ingested;
@@ -27,6 +29,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(simulate_receipt))
         .routes(routes!(simulate_scan))
         .routes(routes!(simulate_unlink))
+        .routes(routes!(list_integrations))
+        .routes(routes!(status))
+        .routes(routes!(toggle))
+        .routes(routes!(pair_code))
+        .routes(routes!(logout))
+        .routes(routes!(qr_svg))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -221,47 +229,193 @@ async fn simulate_receipt(
     Ok(StatusCode::ACCEPTED)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SimulatedSession {
-    pub connected: bool,
-}
-
-/// SIMULATED: the phone links (scans the QR): the session connects and queued messages go out.
+/// SIMULATED: the phone scans the QR code (or enters the pairing code): the session links and
+/// connects; a `whatsapp_status` event with state `connected` follows, and queued messages go out.
 #[utoipa::path(post, path = "/api/integrations/whatsapp/simulate/scan", tag = "whatsapp (simulated)",
     security(("bearer" = [])),
     responses(
-        (status = 200, body = SimulatedSession),
+        (status = 202, description = "scanned; the session connects"),
         (status = 401, body = ErrorBody),
         (status = 403, description = "only an owner or admin may link", body = ErrorBody),
         (status = 404, description = "not the simulated backend", body = ErrorBody),
+        (status = 409, description = "no QR or pairing code is being shown", body = ErrorBody),
     ))]
 async fn simulate_scan(
     State(state): State<AppState>,
     caller: CurrentUser,
-) -> ApiResult<ApiJson<SimulatedSession>> {
+) -> ApiResult<StatusCode> {
     caller.require_manager()?;
     simulated(&state)?
-        .set_connected(caller.tenant_id(), true)
-        .await;
-    Ok(ApiJson(SimulatedSession { connected: true }))
+        .scan(caller.tenant_id())
+        .await
+        .map_err(|e| ApiError::conflict("not_pairing", e.0))?;
+    Ok(StatusCode::ACCEPTED)
 }
 
-/// SIMULATED: the phone unlinks the device: the session drops; sends stay queued (`pending`).
+/// SIMULATED: the phone removes this linked device: the session is logged out (its folder is
+/// deleted); sends stay queued (`pending`) until a phone is linked again.
 #[utoipa::path(post, path = "/api/integrations/whatsapp/simulate/unlink", tag = "whatsapp (simulated)",
     security(("bearer" = [])),
     responses(
-        (status = 200, body = SimulatedSession),
+        (status = 202, description = "unlinked; the session logs out"),
         (status = 401, body = ErrorBody),
         (status = 403, description = "only an owner or admin may unlink", body = ErrorBody),
         (status = 404, description = "not the simulated backend", body = ErrorBody),
+        (status = 409, description = "the session is not running", body = ErrorBody),
     ))]
 async fn simulate_unlink(
     State(state): State<AppState>,
     caller: CurrentUser,
-) -> ApiResult<ApiJson<SimulatedSession>> {
+) -> ApiResult<StatusCode> {
     caller.require_manager()?;
     simulated(&state)?
-        .set_connected(caller.tenant_id(), false)
-        .await;
-    Ok(ApiJson(SimulatedSession { connected: false }))
+        .unlink(caller.tenant_id())
+        .await
+        .map_err(|e| ApiError::conflict("not_running", e.0))?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+// ---- the session life cycle --------------------------------------------------------------
+
+/// An integration card of the dashboard.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Integration {
+    #[schema(example = "whatsapp")]
+    pub id: &'static str,
+    #[schema(example = "WhatsApp")]
+    pub name: &'static str,
+    /// `real` or `simulated`.
+    pub backend: &'static str,
+    /// On (connecting, pairing or connected) or off.
+    pub enabled: bool,
+    pub status: WhatsappStatus,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationList {
+    pub items: Vec<Integration>,
+}
+
+/// The tenant's integrations (today: WhatsApp) with their state.
+#[utoipa::path(get, path = "/api/integrations", tag = "whatsapp",
+    security(("bearer" = [])),
+    responses((status = 200, body = IntegrationList), (status = 401, body = ErrorBody)))]
+async fn list_integrations(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> ApiJson<IntegrationList> {
+    let status = state.sessions.status(caller.tenant_id());
+    let backend = match state.whatsapp.kind() {
+        BackendKind::Real => "real",
+        BackendKind::Simulated => "simulated",
+    };
+    ApiJson(IntegrationList {
+        items: vec![Integration {
+            id: "whatsapp",
+            name: "WhatsApp",
+            backend,
+            enabled: status.state.is_on(),
+            status,
+        }],
+    })
+}
+
+/// The WhatsApp session's state.
+#[utoipa::path(get, path = "/api/integrations/whatsapp/status", tag = "whatsapp",
+    security(("bearer" = [])),
+    responses((status = 200, body = WhatsappStatus), (status = 401, body = ErrorBody)))]
+async fn status(State(state): State<AppState>, caller: CurrentUser) -> ApiJson<WhatsappStatus> {
+    ApiJson(state.sessions.status(caller.tenant_id()))
+}
+
+/// Turns WhatsApp on (connect: resume a linked session, or show QR codes) or off (disconnect,
+/// keeping the link so turning it on again needs no QR code). Owner/admin only.
+#[utoipa::path(post, path = "/api/integrations/whatsapp/toggle", tag = "whatsapp",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the state right after the toggle; events follow", body = WhatsappStatus),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "only an owner or admin may toggle", body = ErrorBody),
+    ))]
+async fn toggle(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> ApiResult<ApiJson<WhatsappStatus>> {
+    caller.require_manager()?;
+    Ok(ApiJson(sessions::toggle(&state, caller.tenant_id()).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PairCodeRequest {
+    /// The phone's own number, international format.
+    #[schema(example = "+6281234567890")]
+    pub phone_number: String,
+}
+
+/// Links by an 8-character code typed on the phone instead of a QR code. The code arrives in
+/// the `whatsapp_status` event (state `pair_code`) and the status. Owner/admin only.
+#[utoipa::path(post, path = "/api/integrations/whatsapp/pair-code", tag = "whatsapp",
+    security(("bearer" = [])),
+    request_body = PairCodeRequest,
+    responses(
+        (status = 200, description = "the state right after the request; the code follows", body = WhatsappStatus),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "only an owner or admin may link", body = ErrorBody),
+        (status = 409, description = "already connected", body = ErrorBody),
+        (status = 422, description = "invalid phone number", body = ErrorBody),
+    ))]
+async fn pair_code(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiJson(req): ApiJson<PairCodeRequest>,
+) -> ApiResult<ApiJson<WhatsappStatus>> {
+    caller.require_manager()?;
+    let phone = normalize_phone("phoneNumber", &req.phone_number)?;
+    Ok(ApiJson(
+        sessions::pair_code(&state, caller.tenant_id(), phone).await?,
+    ))
+}
+
+/// Unlinks the device from the phone and deletes the session. Owner/admin only.
+#[utoipa::path(post, path = "/api/integrations/whatsapp/logout", tag = "whatsapp",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = WhatsappStatus),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "only an owner or admin may log out", body = ErrorBody),
+    ))]
+async fn logout(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> ApiResult<ApiJson<WhatsappStatus>> {
+    caller.require_manager()?;
+    Ok(ApiJson(sessions::logout(&state, caller.tenant_id()).await?))
+}
+
+/// The QR code being shown, as an SVG image (404 when there is none). The `qr` Socket.IO event
+/// carries the same image.
+#[utoipa::path(get, path = "/api/integrations/whatsapp/qr.svg", tag = "whatsapp",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, content_type = "image/svg+xml", body = String),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "no QR code is being shown", body = ErrorBody),
+    ))]
+async fn qr_svg(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> ApiResult<impl IntoResponse> {
+    let code = state
+        .sessions
+        .current_qr(caller.tenant_id())
+        .ok_or_else(|| ApiError::not_found("QR code"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        sessions::render_qr(&code),
+    ))
 }

@@ -1,62 +1,130 @@
 //! The SIMULATED WhatsApp backend: no network, nothing leaves the machine.
 //!
-//! Every tenant counts as connected until `simulate/unlink` drops its session, and
-//! `simulate/scan` brings it back; this state lives in memory only, so a restart reconnects
-//! every tenant. Sends succeed with an obviously fake id (`SIMULATED-…`). Incoming messages
-//! and receipts are injected by the `simulate/*` endpoints through the same inbound channel
-//! the real adapter uses.
+//! It plays the whole session life cycle so the product can be tried offline and tested:
+//! `connect` on an unlinked folder shows obviously fake QR codes (`SIMULATED-QR-…`, a new one
+//! every 20 s after a first of 60 s, six in all, then the attempt ends as the real client's
+//! does), or a fake pairing code; `simulate/scan` links it (a `simulated-link.json` in the
+//! session folder stands for the real store's device keys) and connects; a linked folder
+//! resumes without pairing; `simulate/unlink` is the phone removing the device (logged out).
+//! Sends succeed with a fake id (`SIMULATED-…`) while connected. Incoming messages and receipts
+//! are injected by the `simulate/*` endpoints through the same inbound channel the real
+//! adapter uses.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
+use chrono::Utc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use super::{BackendKind, Connection, Inbound, InboundEvent, SendError, WhatsApp};
+use super::{
+    BackendKind, Inbound, InboundEvent, LinkMethod, SendError, SessionError, SessionEvent, WhatsApp,
+};
 use crate::ids::TenantId;
 
+/// The file that marks a simulated session as linked.
+const LINK_FILE: &str = "simulated-link.json";
+const FIRST_QR: Duration = Duration::from_secs(60);
+const NEXT_QR: Duration = Duration::from_secs(20);
+const QR_CODES: usize = 6;
+const PAIR_CODE_VALID: Duration = Duration::from_secs(180);
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Link {
+    phone_number: String,
+    push_name: String,
+}
+
+struct Session {
+    dir: PathBuf,
+    connected: bool,
+    /// Rotates QR codes or expires a pair code while pairing.
+    pairing: Option<JoinHandle<()>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(task) = self.pairing.take() {
+            task.abort();
+        }
+    }
+}
+
 pub struct Simulated {
-    down: Mutex<HashSet<TenantId>>,
+    sessions: Mutex<HashMap<TenantId, Session>>,
     inbound: mpsc::Sender<Inbound>,
     /// Every mark-read call, for tests to check that read state reached "WhatsApp".
     read_log: Mutex<Vec<(TenantId, String, Vec<String>)>>,
 }
 
+/// Why a simulation request cannot be carried out now.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotPairing(pub &'static str);
+
 impl Simulated {
     pub fn new(inbound: mpsc::Sender<Inbound>) -> Self {
         Self {
-            down: Mutex::new(HashSet::new()),
+            sessions: Mutex::new(HashMap::new()),
             inbound,
             read_log: Mutex::new(Vec::new()),
         }
     }
 
-    /// Injects an inbound event, as the real network would.
-    pub async fn inject(&self, tenant: TenantId, event: InboundEvent) {
-        // The receiver lives as long as the application; a failed send means it is stopping.
-        let _ = self.inbound.send(Inbound { tenant, event }).await;
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Session>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Drops (`false`) or restores (`true`) a tenant's session and reports the change.
-    pub async fn set_connected(&self, tenant: TenantId, connected: bool) {
-        {
-            let mut down = self
-                .down
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if connected {
-                down.remove(&tenant);
-            } else {
-                down.insert(tenant);
+    /// Injects an inbound event, as the real network would.
+    pub async fn inject(&self, tenant: TenantId, event: InboundEvent) {
+        inject(&self.inbound, tenant, event).await;
+    }
+
+    /// The phone scans the QR code (or enters the pair code): the session links and connects.
+    pub async fn scan(&self, tenant: TenantId) -> Result<(), NotPairing> {
+        let (dir, link) = {
+            let mut sessions = self.sessions();
+            let session = sessions
+                .get_mut(&tenant)
+                .filter(|s| s.pairing.is_some())
+                .ok_or(NotPairing(
+                    "no QR code or pairing code is being shown; toggle WhatsApp on first",
+                ))?;
+            if let Some(task) = session.pairing.take() {
+                task.abort();
             }
-        }
-        let state = if connected {
-            Connection::Connected
-        } else {
-            Connection::Disconnected
+            session.connected = true;
+            (session.dir.clone(), fake_link(tenant))
         };
-        self.inject(tenant, InboundEvent::Connection(state)).await;
+        let json = serde_json::to_vec(&link).unwrap_or_default();
+        if let Err(err) = tokio::fs::write(dir.join(LINK_FILE), json).await {
+            tracing::error!(tenant = %tenant, error = %err, "cannot write simulated link");
+        }
+        self.inject(tenant, connected(link)).await;
+        Ok(())
+    }
+
+    /// The phone removes this linked device: the session is logged out.
+    pub async fn unlink(&self, tenant: TenantId) -> Result<(), NotPairing> {
+        let removed = self.sessions().remove(&tenant);
+        if removed.is_none() {
+            return Err(NotPairing("the simulated session is not running"));
+        }
+        let reason = "the phone removed this linked device".to_owned();
+        self.inject(
+            tenant,
+            InboundEvent::Session(SessionEvent::LoggedOut { reason }),
+        )
+        .await;
+        Ok(())
     }
 
     /// The mark-read calls made so far for `tenant`: `(chat, ids)`.
@@ -69,6 +137,94 @@ impl Simulated {
             .map(|(_, chat, ids)| (chat.clone(), ids.clone()))
             .collect()
     }
+
+    async fn start(&self, tenant: TenantId, dir: &Path, link: LinkMethod) {
+        self.inject(tenant, InboundEvent::Session(SessionEvent::Connecting))
+            .await;
+        let linked = match tokio::fs::read(dir.join(LINK_FILE)).await {
+            Ok(bytes) => serde_json::from_slice::<Link>(&bytes).ok(),
+            Err(_) => None,
+        };
+        if let Some(link) = linked {
+            if let Some(session) = self.sessions().get_mut(&tenant) {
+                session.connected = true;
+            }
+            self.inject(tenant, connected(link)).await;
+            return;
+        }
+        let inbound = self.inbound.clone();
+        let pairing = tokio::spawn(async move {
+            let reason = match link {
+                LinkMethod::Qr => {
+                    for i in 0..QR_CODES {
+                        let valid = if i == 0 { FIRST_QR } else { NEXT_QR };
+                        let code = format!(
+                            "SIMULATED-QR-{i}-{}-not-a-real-whatsapp-code",
+                            uuid::Uuid::new_v4().simple()
+                        );
+                        let expires_at = Utc::now() + valid;
+                        inject(
+                            &inbound,
+                            tenant,
+                            InboundEvent::Session(SessionEvent::Qr { code, expires_at }),
+                        )
+                        .await;
+                        tokio::time::sleep(valid).await;
+                    }
+                    "the QR codes expired before one was scanned"
+                }
+                LinkMethod::PairCode { .. } => {
+                    let code = format!("SIM{:05}", rand::random::<u32>() % 100_000);
+                    let expires_at = Utc::now() + PAIR_CODE_VALID;
+                    inject(
+                        &inbound,
+                        tenant,
+                        InboundEvent::Session(SessionEvent::PairCode { code, expires_at }),
+                    )
+                    .await;
+                    tokio::time::sleep(PAIR_CODE_VALID).await;
+                    "the pairing code expired before it was entered"
+                }
+            };
+            let event = SessionEvent::Disconnected {
+                reason: Some(reason.to_owned()),
+                retrying: false,
+            };
+            inject(&inbound, tenant, InboundEvent::Session(event)).await;
+        });
+        match self.sessions().get_mut(&tenant) {
+            Some(session) => session.pairing = Some(pairing),
+            None => pairing.abort(),
+        }
+    }
+}
+
+async fn inject(inbound: &mpsc::Sender<Inbound>, tenant: TenantId, event: InboundEvent) {
+    // The receiver lives as long as the application; a failed send means it is stopping.
+    let _ = inbound.send(Inbound { tenant, event }).await;
+}
+
+/// A fake, stable phone identity for a tenant's simulated link.
+fn fake_link(tenant: TenantId) -> Link {
+    let digits: String = tenant
+        .0
+        .as_u128()
+        .to_string()
+        .chars()
+        .rev()
+        .take(7)
+        .collect();
+    Link {
+        phone_number: format!("+1555{digits}"),
+        push_name: "Simulated phone".to_owned(),
+    }
+}
+
+fn connected(link: Link) -> InboundEvent {
+    InboundEvent::Session(SessionEvent::Connected {
+        phone_number: Some(link.phone_number),
+        push_name: Some(link.push_name),
+    })
 }
 
 impl WhatsApp for Simulated {
@@ -108,11 +264,49 @@ impl WhatsApp for Simulated {
     }
 
     fn is_connected(&self, tenant: TenantId) -> bool {
-        !self
-            .down
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(&tenant)
+        self.sessions().get(&tenant).is_some_and(|s| s.connected)
+    }
+
+    fn connect<'a>(
+        &'a self,
+        tenant: TenantId,
+        session_dir: &'a Path,
+        link: LinkMethod,
+    ) -> BoxFuture<'a, Result<(), SessionError>> {
+        async move {
+            {
+                let mut sessions = self.sessions();
+                if sessions.contains_key(&tenant) {
+                    return Ok(());
+                }
+                sessions.insert(
+                    tenant,
+                    Session {
+                        dir: session_dir.to_owned(),
+                        connected: false,
+                        pairing: None,
+                    },
+                );
+            }
+            self.start(tenant, session_dir, link).await;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn disconnect(&self, tenant: TenantId) -> BoxFuture<'_, ()> {
+        drop(self.sessions().remove(&tenant));
+        async {}.boxed()
+    }
+
+    fn logout(&self, tenant: TenantId) -> BoxFuture<'_, ()> {
+        drop(self.sessions().remove(&tenant));
+        async {}.boxed()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.sessions().clear();
+        async {}.boxed()
     }
 
     fn kind(&self) -> BackendKind {
