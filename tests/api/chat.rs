@@ -52,6 +52,7 @@ async fn message_status(
 async fn an_incoming_message_shows_as_unread_until_the_conversation_is_read() {
     let app = spawn_app().await;
     let owner = app.register("Acme").await;
+    app.link(&owner).await;
     let (status, body) = app
         .incoming(&owner, json!({"from": "+62 812-3456-7890", "pushName": "Budi", "content": "Halo, is this in stock?", "id": "WA-1"}))
         .await;
@@ -108,6 +109,7 @@ async fn an_incoming_message_shows_as_unread_until_the_conversation_is_read() {
 async fn a_sent_message_goes_pending_sent_delivered_read() {
     let app = spawn_app().await;
     let owner = app.register("Acme").await;
+    app.link(&owner).await;
     let conversation = conversation_for(&app, &owner, "+447700900123").await;
     let cid = conversation["id"].as_str().unwrap();
 
@@ -237,15 +239,8 @@ async fn a_send_while_the_session_is_down_goes_out_when_it_is_back() {
     let owner = app.register("Acme").await;
     let conversation = conversation_for(&app, &owner, "+6281234567890").await;
     let cid = conversation["id"].as_str().unwrap();
-    let (status, _) = app
-        .post(
-            "/api/integrations/whatsapp/simulate/unlink",
-            Some(&owner.token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
 
+    // Never linked: the message waits.
     let (status, sent) = app
         .post(
             &format!("/api/conversations/{cid}/send"),
@@ -266,27 +261,49 @@ async fn a_send_while_the_session_is_down_goes_out_when_it_is_back() {
         .await;
     assert_error(early, StatusCode::CONFLICT, "not_sent_yet");
 
+    app.link(&owner).await;
+    message_status(&app, &owner, cid, mid, "sent").await;
+
+    // Turned off (link kept): the next message waits until it is turned on again.
     app.post(
-        "/api/integrations/whatsapp/simulate/scan",
+        "/api/integrations/whatsapp/toggle",
         Some(&owner.token),
         json!({}),
     )
     .await;
-    message_status(&app, &owner, cid, mid, "sent").await;
+    app.wait_for_session(&owner, "disconnected").await;
+    let (_, second) = app
+        .post(
+            &format!("/api/conversations/{cid}/send"),
+            Some(&owner.token),
+            json!({"content": "second"}),
+        )
+        .await;
+    let second_id = second["id"].as_str().unwrap();
+    app.post(
+        "/api/integrations/whatsapp/toggle",
+        Some(&owner.token),
+        json!({}),
+    )
+    .await;
+    app.wait_for_session(&owner, "connected").await;
+    message_status(&app, &owner, cid, second_id, "sent").await;
 }
 
 #[tokio::test]
 async fn a_message_queued_before_a_restart_goes_out_after_it() {
     let app = spawn_app().await;
     let owner = app.register("Acme").await;
+    app.link(&owner).await;
     let conversation = conversation_for(&app, &owner, "+6281234567890").await;
     let cid = conversation["id"].as_str().unwrap().to_owned();
     app.post(
-        "/api/integrations/whatsapp/simulate/unlink",
+        "/api/integrations/whatsapp/toggle",
         Some(&owner.token),
         json!({}),
     )
     .await;
+    app.wait_for_session(&owner, "disconnected").await;
     let (_, sent) = app
         .post(
             &format!("/api/conversations/{cid}/send"),
@@ -294,9 +311,21 @@ async fn a_message_queued_before_a_restart_goes_out_after_it() {
             json!({"content": "survives"}),
         )
         .await;
+    assert_eq!(sent["status"], "pending");
     let mid = sent["id"].as_str().unwrap().to_owned();
 
-    let app = app.restart().await; // the simulated session is connected again after a restart
+    let app = app.restart().await;
+    assert_eq!(
+        message_status(&app, &owner, &cid, &mid, "pending").await["content"],
+        "survives",
+        "the accepted message survived the restart"
+    );
+    app.post(
+        "/api/integrations/whatsapp/toggle",
+        Some(&owner.token),
+        json!({}),
+    )
+    .await;
     message_status(&app, &owner, &cid, &mid, "sent").await;
 }
 

@@ -169,6 +169,42 @@ impl TestApp {
         }
     }
 
+    /// The tenant's WhatsApp session state, once it is `state` (polled with a deadline).
+    pub async fn wait_for_session(&self, account: &Account, state: &str) -> Value {
+        self.wait_for("/api/integrations/whatsapp/status", &account.token, |s| {
+            s["state"] == state
+        })
+        .await
+    }
+
+    /// Links the tenant's simulated WhatsApp: toggle on, wait for the QR code, scan it, wait
+    /// until connected.
+    pub async fn link(&self, owner: &Account) {
+        let (status, body) = self
+            .post(
+                "/api/integrations/whatsapp/toggle",
+                Some(&owner.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        self.wait_for_session(owner, "qr").await;
+        let (status, body) = self
+            .post(
+                "/api/integrations/whatsapp/simulate/scan",
+                Some(&owner.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        self.wait_for_session(owner, "connected").await;
+    }
+
+    /// `sessions/<tenant-id>/` of an account's tenant.
+    pub fn session_folder(&self, account: &Account) -> PathBuf {
+        self.config.sessions_dir.join(&account.tenant_id)
+    }
+
     /// Delivers a simulated incoming WhatsApp message to `account`'s tenant.
     pub async fn incoming(&self, account: &Account, body: Value) -> (StatusCode, Value) {
         self.post(

@@ -9,3 +9,4 @@ mod socketio_js;
 mod sockets;
 mod team;
 mod tenancy;
+mod whatsapp;

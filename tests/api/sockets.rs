@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use crate::helpers::{Account, TestApp, spawn_app};
 
 /// A connected (or refused) socket and what it has received: `(event name, payload)`.
-struct Socket {
+pub struct Socket {
     client: Option<Client>,
     received: mpsc::UnboundedReceiver<(String, Value)>,
     sender: mpsc::UnboundedSender<(String, Value)>,
@@ -84,19 +84,19 @@ impl Socket {
     }
 
     /// The next event named `name`.
-    async fn next(&mut self, name: &str) -> Value {
+    pub async fn next(&mut self, name: &str) -> Value {
         self.next_where(name, |event| event == name).await.1
     }
 
     /// The next application event (not connect/error/close).
-    async fn next_app_event(&mut self) -> (String, Value) {
+    pub async fn next_app_event(&mut self) -> (String, Value) {
         self.next_where("application event", |event| {
             !["connect", "error", "close", "message", "ack"].contains(&event)
         })
         .await
     }
 
-    async fn connected(app: &TestApp, account: &Account) -> Socket {
+    pub async fn connected(app: &TestApp, account: &Account) -> Socket {
         let mut socket = connect(app, json!({"token": account.token})).await;
         socket.next("connect").await;
         socket
@@ -255,6 +255,7 @@ async fn a_socket_is_cut_off_when_its_users_password_changes() {
 async fn a_client_that_reconnects_gets_what_it_missed_from_the_event_log() {
     let app = spawn_app().await;
     let owner = app.register("Acme").await;
+    app.link(&owner).await;
     let mut socket = Socket::connected(&app, &owner).await;
     app.incoming(
         &owner,

@@ -1,0 +1,376 @@
+//! The WhatsApp session life cycle on the simulated backend, over HTTP and Socket.IO.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Account, TestApp, assert_error, spawn_app};
+use crate::sockets::Socket;
+
+async fn toggle(app: &TestApp, account: &Account) -> Value {
+    let (status, body) = app
+        .post(
+            "/api/integrations/whatsapp/toggle",
+            Some(&account.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn qr_svg(app: &TestApp, account: &Account) -> reqwest::Response {
+    app.client
+        .get(format!("{}/api/integrations/whatsapp/qr.svg", app.address))
+        .bearer_auth(&account.token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn linking_sending_and_unlinking_end_to_end() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let mut socket = Socket::connected(&app, &owner).await;
+    assert_eq!(
+        app.get("/api/integrations/whatsapp/status", &owner.token)
+            .await
+            .1["state"],
+        "disconnected"
+    );
+    assert_eq!(qr_svg(&app, &owner).await.status(), StatusCode::NOT_FOUND);
+
+    let started = toggle(&app, &owner).await;
+    assert!(
+        ["connecting", "qr"].contains(&started["state"].as_str().unwrap()),
+        "{started}"
+    );
+    assert!(
+        app.session_folder(&owner).is_dir(),
+        "the session folder exists before the store opens"
+    );
+
+    let status = socket.next("whatsapp_status").await;
+    assert_eq!(status["state"], "connecting");
+    let qr = socket.next("qr").await;
+    assert!(
+        qr["code"].as_str().unwrap().starts_with("SIMULATED-QR-"),
+        "{qr}"
+    );
+    assert!(qr["svg"].as_str().unwrap().contains("<svg"));
+    assert!(qr["expiresAt"].is_string());
+    assert!(qr["seq"].is_i64());
+    assert_eq!(socket.next("whatsapp_status").await["state"], "qr");
+
+    let res = qr_svg(&app, &owner).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    assert!(res.text().await.unwrap().contains("<svg"));
+
+    let (status, _) = app
+        .post(
+            "/api/integrations/whatsapp/simulate/scan",
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let connected = socket.next("whatsapp_status").await;
+    assert_eq!(connected["state"], "connected");
+    assert!(
+        connected["phoneNumber"]
+            .as_str()
+            .unwrap()
+            .starts_with("+1555")
+    );
+    let (_, cards) = app.get("/api/integrations", &owner.token).await;
+    assert_eq!(cards["items"][0]["id"], "whatsapp");
+    assert_eq!(cards["items"][0]["backend"], "simulated");
+    assert_eq!(cards["items"][0]["enabled"], true);
+    assert_eq!(cards["items"][0]["status"]["state"], "connected");
+    assert_eq!(
+        cards["items"][0]["status"]["phoneNumber"],
+        connected["phoneNumber"]
+    );
+    assert_eq!(
+        qr_svg(&app, &owner).await.status(),
+        StatusCode::NOT_FOUND,
+        "no QR once linked"
+    );
+
+    let (_, sent) = app
+        .post(
+            "/api/integrations/whatsapp/send",
+            Some(&owner.token),
+            json!({"to": "+6281234567890", "content": "hi"}),
+        )
+        .await;
+    let status = socket.next("message_status").await;
+    assert_eq!(
+        (&status["message"]["id"], &status["message"]["status"]),
+        (&sent["id"], &json!("sent"))
+    );
+
+    let (status, _) = app
+        .post(
+            "/api/integrations/whatsapp/simulate/unlink",
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let logged_out = socket.next("whatsapp_status").await;
+    assert_eq!(logged_out["state"], "logged_out");
+    assert!(logged_out["reason"].as_str().unwrap().contains("phone"));
+    app.wait_for_session(&owner, "logged_out").await;
+    assert!(
+        !app.session_folder(&owner).exists(),
+        "a logged-out session's folder is removed"
+    );
+
+    let (_, queued) = app
+        .post(
+            "/api/integrations/whatsapp/send",
+            Some(&owner.token),
+            json!({"to": "+6281234567890", "content": "later"}),
+        )
+        .await;
+    assert_eq!(
+        queued["status"], "pending",
+        "messages queue while logged out"
+    );
+}
+
+#[tokio::test]
+async fn toggling_off_keeps_the_link_and_on_again_resumes_without_a_qr_code() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    app.link(&owner).await;
+
+    let off = toggle(&app, &owner).await;
+    assert_eq!(off["state"], "disconnected");
+    assert_eq!(off["reason"], "turned off");
+    assert!(
+        app.session_folder(&owner).is_dir(),
+        "turning off keeps the link"
+    );
+
+    let mut socket = Socket::connected(&app, &owner).await;
+    toggle(&app, &owner).await;
+    assert_eq!(socket.next("whatsapp_status").await["state"], "connecting");
+    let (name, event) = socket.next_app_event().await;
+    assert_eq!(
+        (name.as_str(), &event["state"]),
+        ("whatsapp_status", &json!("connected")),
+        "no QR code in between"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_reconnects_tenants_with_a_session_folder_without_a_request() {
+    let app = spawn_app().await;
+    let linked = app.register("Linked").await;
+    let turned_off = app.register("Turned off").await;
+    let never = app.register("Never linked").await;
+    app.link(&linked).await;
+    app.link(&turned_off).await;
+    toggle(&app, &turned_off).await;
+
+    let app = app.restart().await;
+    // Only status reads from here: they start nothing.
+    let resumed = app.wait_for_session(&linked, "connected").await;
+    assert!(resumed["phoneNumber"].is_string());
+    let (_, off) = app
+        .get("/api/integrations/whatsapp/status", &turned_off.token)
+        .await;
+    assert_eq!(
+        off["state"], "disconnected",
+        "a tenant that turned WhatsApp off stays off"
+    );
+    let (_, none) = app
+        .get("/api/integrations/whatsapp/status", &never.token)
+        .await;
+    assert_eq!(none["state"], "disconnected");
+    assert!(!app.session_folder(&never).exists());
+}
+
+#[tokio::test]
+async fn linking_by_pairing_code() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let bad = app
+        .post(
+            "/api/integrations/whatsapp/pair-code",
+            Some(&owner.token),
+            json!({"phoneNumber": "12"}),
+        )
+        .await;
+    assert!(
+        bad.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("phoneNumber")
+    );
+    assert_error(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+    let (status, _) = app
+        .post(
+            "/api/integrations/whatsapp/pair-code",
+            Some(&owner.token),
+            json!({"phoneNumber": "+62 812 3456 7890"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let pairing = app.wait_for_session(&owner, "pair_code").await;
+    assert_eq!(pairing["pairCode"].as_str().unwrap().len(), 8, "{pairing}");
+    assert!(pairing["expiresAt"].is_string());
+
+    app.post(
+        "/api/integrations/whatsapp/simulate/scan",
+        Some(&owner.token),
+        json!({}),
+    )
+    .await;
+    app.wait_for_session(&owner, "connected").await;
+    let again = app
+        .post(
+            "/api/integrations/whatsapp/pair-code",
+            Some(&owner.token),
+            json!({"phoneNumber": "+6281234567890"}),
+        )
+        .await;
+    assert_error(again, StatusCode::CONFLICT, "already_connected");
+}
+
+#[tokio::test]
+async fn logout_unlinks_and_deletes_the_session_folder() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    app.link(&owner).await;
+    let (status, body) = app
+        .post(
+            "/api/integrations/whatsapp/logout",
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "logged_out");
+    assert!(!app.session_folder(&owner).exists());
+    let scan = app
+        .post(
+            "/api/integrations/whatsapp/simulate/scan",
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_error(scan, StatusCode::CONFLICT, "not_pairing");
+    // Linking again starts from a QR code.
+    toggle(&app, &owner).await;
+    app.wait_for_session(&owner, "qr").await;
+}
+
+#[tokio::test]
+async fn only_owners_and_admins_toggle_pair_or_log_out() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let agent = app.add_member(&owner, "agent").await;
+    let admin = app.add_member(&owner, "admin").await;
+    for path in [
+        "/api/integrations/whatsapp/toggle",
+        "/api/integrations/whatsapp/logout",
+        "/api/integrations/whatsapp/simulate/scan",
+        "/api/integrations/whatsapp/simulate/unlink",
+    ] {
+        assert_error(
+            app.post(path, Some(&agent.token), json!({})).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+    }
+    let pair = app
+        .post(
+            "/api/integrations/whatsapp/pair-code",
+            Some(&agent.token),
+            json!({"phoneNumber": "+6281234567890"}),
+        )
+        .await;
+    assert_error(pair, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(
+        app.get("/api/integrations/whatsapp/status", &agent.token)
+            .await
+            .0,
+        StatusCode::OK,
+        "agents may look"
+    );
+    assert!(!app.session_folder(&owner).exists(), "nothing was started");
+    app.link(&admin).await;
+}
+
+#[tokio::test]
+async fn two_tenants_never_share_a_session_folder_or_an_event() {
+    let app = spawn_app().await;
+    let a = app.register("Tenant A").await;
+    let b = app.register("Tenant B").await;
+    let mut a_socket = Socket::connected(&app, &a).await; // A's events, for A's QR code
+    let mut b_socket = Socket::connected(&app, &b).await;
+
+    toggle(&app, &a).await;
+    let a_qr = a_socket.next("qr").await;
+    toggle(&app, &b).await;
+    let b_qr = b_socket.next("qr").await;
+    assert_ne!(a_qr["code"], b_qr["code"]);
+    assert_ne!(app.session_folder(&a), app.session_folder(&b));
+    assert!(app.session_folder(&a).is_dir() && app.session_folder(&b).is_dir());
+
+    app.post(
+        "/api/integrations/whatsapp/simulate/scan",
+        Some(&a.token),
+        json!({}),
+    )
+    .await;
+    app.wait_for_session(&a, "connected").await;
+    assert_eq!(
+        app.wait_for_session(&b, "qr").await["state"],
+        "qr",
+        "A's link did not touch B"
+    );
+
+    // B's socket sees B's session only: connecting, (its QR, taken above), qr, connected.
+    app.post(
+        "/api/integrations/whatsapp/simulate/scan",
+        Some(&b.token),
+        json!({}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    while seen.last().is_none_or(|(_, state)| state != "connected") {
+        let (name, event) = b_socket.next_app_event().await;
+        assert_ne!(name, "qr", "a second QR code reached B: {event}");
+        seen.push((name, event["state"].as_str().unwrap_or_default().to_owned()));
+    }
+    let states: Vec<&str> = seen.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(states, ["connecting", "qr", "connected"], "{seen:?}");
+}
+
+#[tokio::test]
+async fn simulated_endpoints_refuse_wrong_states() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let scan = app
+        .post(
+            "/api/integrations/whatsapp/simulate/scan",
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_error(scan, StatusCode::CONFLICT, "not_pairing");
+    let unlink = app
+        .post(
+            "/api/integrations/whatsapp/simulate/unlink",
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_error(unlink, StatusCode::CONFLICT, "not_running");
+}
