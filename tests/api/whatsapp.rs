@@ -224,6 +224,18 @@ async fn linking_by_pairing_code() {
     let pairing = app.wait_for_session(&owner, "pair_code").await;
     assert_eq!(pairing["pairCode"].as_str().unwrap().len(), 8, "{pairing}");
     assert!(pairing["expiresAt"].is_string());
+    let (_, events) = app.get("/api/events", &owner.token).await;
+    let logged = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "whatsapp_status" && e["state"] == "pair_code")
+        .expect("the pair_code status is in the event log");
+    assert_eq!(logged["pairCode"], pairing["pairCode"]);
+    assert_eq!(
+        logged["expiresAt"], pairing["expiresAt"],
+        "read back from the log intact"
+    );
 
     app.post(
         "/api/integrations/whatsapp/simulate/scan",
