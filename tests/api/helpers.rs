@@ -36,6 +36,7 @@ pub fn test_config(root: &Path) -> Config {
     let mut config = Config::for_data_root(root);
     config.login_per_ip_per_minute = 10_000;
     config.login_per_account_per_minute = 10_000;
+    config.whatsapp = aezen::whatsapp::BackendKind::Simulated;
     config
 }
 
