@@ -169,7 +169,10 @@ fn build_state(
                 "WhatsApp backend: SIMULATED. Nothing is sent to or received from WhatsApp; \
                  drive it with /api/integrations/whatsapp/simulate/*"
             );
-            let simulated = Arc::new(Simulated::new(inbound));
+            let simulated = Arc::new(Simulated::new(
+                inbound,
+                Duration::from_millis(config.simulated_qr_ms),
+            ));
             (simulated.clone(), Some(simulated))
         }
         BackendKind::Real => anyhow::bail!(

@@ -60,6 +60,16 @@ pub struct Config {
     #[arg(long, env = "AEZEN_WHATSAPP", value_enum, default_value = "simulated")]
     pub whatsapp: crate::whatsapp::BackendKind,
 
+    /// Simulated backend only: milliseconds each fake QR code lasts (the first lasts three
+    /// times as long), as WhatsApp's 20 s. Lowered by tests.
+    #[arg(
+        long,
+        env = "AEZEN_SIMULATED_QR_MS",
+        default_value_t = 20_000,
+        hide = true
+    )]
+    pub simulated_qr_ms: u64,
+
     /// Hours an entry of a tenant's event log is kept (for clients catching up).
     #[arg(long, env = "AEZEN_EVENT_RETENTION_HOURS", default_value_t = 72)]
     pub event_retention_hours: u64,

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -29,8 +29,6 @@ use crate::ids::TenantId;
 
 /// The file that marks a simulated session as linked.
 const LINK_FILE: &str = "simulated-link.json";
-const FIRST_QR: Duration = Duration::from_secs(60);
-const NEXT_QR: Duration = Duration::from_secs(20);
 const QR_CODES: usize = 6;
 const PAIR_CODE_VALID: Duration = Duration::from_secs(180);
 
@@ -56,8 +54,12 @@ impl Drop for Session {
     }
 }
 
+type SessionMap = Arc<Mutex<HashMap<TenantId, Session>>>;
+
 pub struct Simulated {
-    sessions: Mutex<HashMap<TenantId, Session>>,
+    sessions: SessionMap,
+    /// How long each QR code lasts after the first (which lasts three times as long).
+    qr_interval: Duration,
     inbound: mpsc::Sender<Inbound>,
     /// Every mark-read call, for tests to check that read state reached "WhatsApp".
     read_log: Mutex<Vec<(TenantId, String, Vec<String>)>>,
@@ -69,18 +71,17 @@ pub struct Simulated {
 pub struct NotPairing(pub &'static str);
 
 impl Simulated {
-    pub fn new(inbound: mpsc::Sender<Inbound>) -> Self {
+    pub fn new(inbound: mpsc::Sender<Inbound>, qr_interval: Duration) -> Self {
         Self {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: SessionMap::default(),
+            qr_interval,
             inbound,
             read_log: Mutex::new(Vec::new()),
         }
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Session>> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.sessions)
     }
 
     /// Injects an inbound event, as the real network would.
@@ -153,11 +154,13 @@ impl Simulated {
             return;
         }
         let inbound = self.inbound.clone();
+        let sessions = Arc::clone(&self.sessions);
+        let next_qr = self.qr_interval;
         let pairing = tokio::spawn(async move {
             let reason = match link {
                 LinkMethod::Qr => {
                     for i in 0..QR_CODES {
-                        let valid = if i == 0 { FIRST_QR } else { NEXT_QR };
+                        let valid = if i == 0 { next_qr * 3 } else { next_qr };
                         let code = format!(
                             "SIMULATED-QR-{i}-{}-not-a-real-whatsapp-code",
                             uuid::Uuid::new_v4().simple()
@@ -186,6 +189,11 @@ impl Simulated {
                     "the pairing code expired before it was entered"
                 }
             };
+            // The attempt is over, as the real client's is: forget the session (without
+            // aborting this very task, which `Session::drop` would do).
+            if let Some(mut ended) = lock(&sessions).remove(&tenant) {
+                ended.pairing.take();
+            }
             let event = SessionEvent::Disconnected {
                 reason: Some(reason.to_owned()),
                 retrying: false,
@@ -197,6 +205,12 @@ impl Simulated {
             None => pairing.abort(),
         }
     }
+}
+
+fn lock(sessions: &SessionMap) -> std::sync::MutexGuard<'_, HashMap<TenantId, Session>> {
+    sessions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn inject(inbound: &mpsc::Sender<Inbound>, tenant: TenantId, event: InboundEvent) {

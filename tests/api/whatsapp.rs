@@ -386,3 +386,34 @@ async fn simulated_endpoints_refuse_wrong_states() {
         .await;
     assert_error(unlink, StatusCode::CONFLICT, "not_running");
 }
+
+#[tokio::test]
+async fn unscanned_qr_codes_expire_and_linking_can_start_again() {
+    let app = crate::helpers::spawn_app_with(|c| c.simulated_qr_ms = 50).await;
+    let owner = app.register("Acme").await;
+    let mut socket = Socket::connected(&app, &owner).await;
+    toggle(&app, &owner).await;
+    let mut codes = std::collections::HashSet::new();
+    for _ in 0..6 {
+        codes.insert(socket.next("qr").await["code"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(codes.len(), 6, "six different codes");
+    let ended = app.wait_for_session(&owner, "disconnected").await;
+    assert!(
+        ended["reason"].as_str().unwrap().contains("expired"),
+        "{ended}"
+    );
+    assert_eq!(qr_svg(&app, &owner).await.status(), StatusCode::NOT_FOUND);
+
+    // A new attempt shows new codes and can link.
+    toggle(&app, &owner).await;
+    let fresh = socket.next("qr").await;
+    assert!(!codes.contains(fresh["code"].as_str().unwrap()));
+    app.post(
+        "/api/integrations/whatsapp/simulate/scan",
+        Some(&owner.token),
+        json!({}),
+    )
+    .await;
+    app.wait_for_session(&owner, "connected").await;
+}
