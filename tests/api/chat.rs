@@ -113,13 +113,7 @@ async fn a_sent_message_goes_pending_sent_delivered_read() {
     let conversation = conversation_for(&app, &owner, "+447700900123").await;
     let cid = conversation["id"].as_str().unwrap();
 
-    let (status, sent) = app
-        .post(
-            &format!("/api/conversations/{cid}/send"),
-            Some(&owner.token),
-            json!({"content": "Yes, we have it"}),
-        )
-        .await;
+    let (status, sent) = app.send_text(&owner, &cid, "Yes, we have it").await;
     assert_eq!(status, StatusCode::CREATED, "{sent}");
     assert_eq!(
         sent["status"], "pending",
@@ -241,13 +235,7 @@ async fn a_send_while_the_session_is_down_goes_out_when_it_is_back() {
     let cid = conversation["id"].as_str().unwrap();
 
     // Never linked: the message waits.
-    let (status, sent) = app
-        .post(
-            &format!("/api/conversations/{cid}/send"),
-            Some(&owner.token),
-            json!({"content": "queued"}),
-        )
-        .await;
+    let (status, sent) = app.send_text(&owner, &cid, "queued").await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(sent["status"], "pending");
     let mid = sent["id"].as_str().unwrap();
@@ -265,27 +253,11 @@ async fn a_send_while_the_session_is_down_goes_out_when_it_is_back() {
     message_status(&app, &owner, cid, mid, "sent").await;
 
     // Turned off (link kept): the next message waits until it is turned on again.
-    app.post(
-        "/api/integrations/whatsapp/toggle",
-        Some(&owner.token),
-        json!({}),
-    )
-    .await;
+    app.toggle(&owner).await;
     app.wait_for_session(&owner, "disconnected").await;
-    let (_, second) = app
-        .post(
-            &format!("/api/conversations/{cid}/send"),
-            Some(&owner.token),
-            json!({"content": "second"}),
-        )
-        .await;
+    let (_, second) = app.send_text(&owner, &cid, "second").await;
     let second_id = second["id"].as_str().unwrap();
-    app.post(
-        "/api/integrations/whatsapp/toggle",
-        Some(&owner.token),
-        json!({}),
-    )
-    .await;
+    app.toggle(&owner).await;
     app.wait_for_session(&owner, "connected").await;
     message_status(&app, &owner, cid, second_id, "sent").await;
 }
@@ -297,20 +269,9 @@ async fn a_message_queued_before_a_restart_goes_out_after_it() {
     app.link(&owner).await;
     let conversation = conversation_for(&app, &owner, "+6281234567890").await;
     let cid = conversation["id"].as_str().unwrap().to_owned();
-    app.post(
-        "/api/integrations/whatsapp/toggle",
-        Some(&owner.token),
-        json!({}),
-    )
-    .await;
+    app.toggle(&owner).await;
     app.wait_for_session(&owner, "disconnected").await;
-    let (_, sent) = app
-        .post(
-            &format!("/api/conversations/{cid}/send"),
-            Some(&owner.token),
-            json!({"content": "survives"}),
-        )
-        .await;
+    let (_, sent) = app.send_text(&owner, &cid, "survives").await;
     assert_eq!(sent["status"], "pending");
     let mid = sent["id"].as_str().unwrap().to_owned();
 
@@ -320,12 +281,7 @@ async fn a_message_queued_before_a_restart_goes_out_after_it() {
         "survives",
         "the accepted message survived the restart"
     );
-    app.post(
-        "/api/integrations/whatsapp/toggle",
-        Some(&owner.token),
-        json!({}),
-    )
-    .await;
+    app.toggle(&owner).await;
     message_status(&app, &owner, &cid, &mid, "sent").await;
 }
 
@@ -395,12 +351,7 @@ async fn bad_chat_input_gets_a_4xx_naming_the_field() {
         "not_found",
     );
     assert_error(
-        app.post(
-            &format!("/api/conversations/{unknown}/send"),
-            Some(&owner.token),
-            json!({"content": "hi"}),
-        )
-        .await,
+        app.send_text(&owner, &unknown.to_string(), "hi").await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -494,13 +445,7 @@ async fn tenant_b_cannot_list_read_send_to_or_mark_tenant_a_conversations() {
         )
         .await;
     let cid = incoming["message"]["conversationId"].as_str().unwrap();
-    let (_, sent) = app
-        .post(
-            &format!("/api/conversations/{cid}/send"),
-            Some(&a.token),
-            json!({"content": "reply of A"}),
-        )
-        .await;
+    let (_, sent) = app.send_text(&a, &cid, "reply of A").await;
     let mid = sent["id"].as_str().unwrap();
 
     let (_, b_list) = app.get("/api/conversations", &b.token).await;
@@ -517,13 +462,7 @@ async fn tenant_b_cannot_list_read_send_to_or_mark_tenant_a_conversations() {
             "not_found",
         );
     }
-    let send = app
-        .post(
-            &format!("/api/conversations/{cid}/send"),
-            Some(&b.token),
-            json!({"content": "intrusion"}),
-        )
-        .await;
+    let send = app.send_text(&b, &cid, "intrusion").await;
     assert_error(send, StatusCode::NOT_FOUND, "not_found");
     let read = app
         .post(

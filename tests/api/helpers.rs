@@ -178,6 +178,34 @@ impl TestApp {
         .await
     }
 
+    /// Turns the tenant's WhatsApp on or off; returns the status right after.
+    pub async fn toggle(&self, account: &Account) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/integrations/whatsapp/toggle",
+                Some(&account.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Sends a text to a conversation; returns the response.
+    pub async fn send_text(
+        &self,
+        account: &Account,
+        conversation: &str,
+        content: &str,
+    ) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/conversations/{conversation}/send"),
+            Some(&account.token),
+            json!({ "content": content }),
+        )
+        .await
+    }
+
     /// Links the tenant's simulated WhatsApp: toggle on, wait for the QR code, scan it, wait
     /// until connected.
     pub async fn link(&self, owner: &Account) {

@@ -6,18 +6,6 @@ use serde_json::{Value, json};
 use crate::helpers::{Account, TestApp, assert_error, spawn_app};
 use crate::sockets::Socket;
 
-async fn toggle(app: &TestApp, account: &Account) -> Value {
-    let (status, body) = app
-        .post(
-            "/api/integrations/whatsapp/toggle",
-            Some(&account.token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
 async fn qr_svg(app: &TestApp, account: &Account) -> reqwest::Response {
     app.client
         .get(format!("{}/api/integrations/whatsapp/qr.svg", app.address))
@@ -40,7 +28,7 @@ async fn linking_sending_and_unlinking_end_to_end() {
     );
     assert_eq!(qr_svg(&app, &owner).await.status(), StatusCode::NOT_FOUND);
 
-    let started = toggle(&app, &owner).await;
+    let started = app.toggle(&owner).await;
     assert!(
         ["connecting", "qr"].contains(&started["state"].as_str().unwrap()),
         "{started}"
@@ -147,7 +135,7 @@ async fn toggling_off_keeps_the_link_and_on_again_resumes_without_a_qr_code() {
     let owner = app.register("Acme").await;
     app.link(&owner).await;
 
-    let off = toggle(&app, &owner).await;
+    let off = app.toggle(&owner).await;
     assert_eq!(off["state"], "disconnected");
     assert_eq!(off["reason"], "turned off");
     assert!(
@@ -156,7 +144,7 @@ async fn toggling_off_keeps_the_link_and_on_again_resumes_without_a_qr_code() {
     );
 
     let mut socket = Socket::connected(&app, &owner).await;
-    toggle(&app, &owner).await;
+    app.toggle(&owner).await;
     assert_eq!(socket.next("whatsapp_status").await["state"], "connecting");
     let (name, event) = socket.next_app_event().await;
     assert_eq!(
@@ -174,7 +162,7 @@ async fn a_restart_reconnects_tenants_with_a_session_folder_without_a_request() 
     let never = app.register("Never linked").await;
     app.link(&linked).await;
     app.link(&turned_off).await;
-    toggle(&app, &turned_off).await;
+    app.toggle(&turned_off).await;
 
     let app = app.restart().await;
     // Only status reads from here: they start nothing.
@@ -278,7 +266,7 @@ async fn logout_unlinks_and_deletes_the_session_folder() {
         .await;
     assert_error(scan, StatusCode::CONFLICT, "not_pairing");
     // Linking again starts from a QR code.
-    toggle(&app, &owner).await;
+    app.toggle(&owner).await;
     app.wait_for_session(&owner, "qr").await;
 }
 
@@ -327,9 +315,9 @@ async fn two_tenants_never_share_a_session_folder_or_an_event() {
     let mut a_socket = Socket::connected(&app, &a).await; // A's events, for A's QR code
     let mut b_socket = Socket::connected(&app, &b).await;
 
-    toggle(&app, &a).await;
+    app.toggle(&a).await;
     let a_qr = a_socket.next("qr").await;
-    toggle(&app, &b).await;
+    app.toggle(&b).await;
     let b_qr = b_socket.next("qr").await;
     assert_ne!(a_qr["code"], b_qr["code"]);
     assert_ne!(app.session_folder(&a), app.session_folder(&b));
@@ -392,7 +380,7 @@ async fn unscanned_qr_codes_expire_and_linking_can_start_again() {
     let app = crate::helpers::spawn_app_with(|c| c.simulated_qr_ms = 50).await;
     let owner = app.register("Acme").await;
     let mut socket = Socket::connected(&app, &owner).await;
-    toggle(&app, &owner).await;
+    app.toggle(&owner).await;
     let mut codes = std::collections::HashSet::new();
     for _ in 0..6 {
         codes.insert(socket.next("qr").await["code"].as_str().unwrap().to_owned());
@@ -406,7 +394,7 @@ async fn unscanned_qr_codes_expire_and_linking_can_start_again() {
     assert_eq!(qr_svg(&app, &owner).await.status(), StatusCode::NOT_FOUND);
 
     // A new attempt shows new codes and can link.
-    toggle(&app, &owner).await;
+    app.toggle(&owner).await;
     let fresh = socket.next("qr").await;
     assert!(!codes.contains(fresh["code"].as_str().unwrap()));
     app.post(
