@@ -113,7 +113,7 @@ async fn a_sent_message_goes_pending_sent_delivered_read() {
     let conversation = conversation_for(&app, &owner, "+447700900123").await;
     let cid = conversation["id"].as_str().unwrap();
 
-    let (status, sent) = app.send_text(&owner, &cid, "Yes, we have it").await;
+    let (status, sent) = app.send_text(&owner, cid, "Yes, we have it").await;
     assert_eq!(status, StatusCode::CREATED, "{sent}");
     assert_eq!(
         sent["status"], "pending",
@@ -235,7 +235,7 @@ async fn a_send_while_the_session_is_down_goes_out_when_it_is_back() {
     let cid = conversation["id"].as_str().unwrap();
 
     // Never linked: the message waits.
-    let (status, sent) = app.send_text(&owner, &cid, "queued").await;
+    let (status, sent) = app.send_text(&owner, cid, "queued").await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(sent["status"], "pending");
     let mid = sent["id"].as_str().unwrap();
@@ -255,7 +255,7 @@ async fn a_send_while_the_session_is_down_goes_out_when_it_is_back() {
     // Turned off (link kept): the next message waits until it is turned on again.
     app.toggle(&owner).await;
     app.wait_for_session(&owner, "disconnected").await;
-    let (_, second) = app.send_text(&owner, &cid, "second").await;
+    let (_, second) = app.send_text(&owner, cid, "second").await;
     let second_id = second["id"].as_str().unwrap();
     app.toggle(&owner).await;
     app.wait_for_session(&owner, "connected").await;
@@ -445,7 +445,7 @@ async fn tenant_b_cannot_list_read_send_to_or_mark_tenant_a_conversations() {
         )
         .await;
     let cid = incoming["message"]["conversationId"].as_str().unwrap();
-    let (_, sent) = app.send_text(&a, &cid, "reply of A").await;
+    let (_, sent) = app.send_text(&a, cid, "reply of A").await;
     let mid = sent["id"].as_str().unwrap();
 
     let (_, b_list) = app.get("/api/conversations", &b.token).await;
@@ -462,7 +462,7 @@ async fn tenant_b_cannot_list_read_send_to_or_mark_tenant_a_conversations() {
             "not_found",
         );
     }
-    let send = app.send_text(&b, &cid, "intrusion").await;
+    let send = app.send_text(&b, cid, "intrusion").await;
     assert_error(send, StatusCode::NOT_FOUND, "not_found");
     let read = app
         .post(

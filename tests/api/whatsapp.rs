@@ -1,7 +1,7 @@
 //! The WhatsApp session life cycle on the simulated backend, over HTTP and Socket.IO.
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{Account, TestApp, assert_error, spawn_app};
 use crate::sockets::Socket;
