@@ -10,6 +10,7 @@
 //!
 //! [`sessions`] keeps each tenant's session state and turns backend reports into events.
 
+pub mod real;
 pub mod routes;
 pub mod sessions;
 pub mod simulated;
