@@ -35,6 +35,7 @@ use crate::ids::UserId;
 use crate::metrics::Metrics;
 use crate::realtime::{self, Realtime};
 use crate::tenancy::{self, PoolSettings, TenantPools};
+use crate::whatsapp::real::{Network, RealWhatsApp};
 use crate::whatsapp::sessions::{self, Sessions};
 use crate::whatsapp::simulated::Simulated;
 use crate::whatsapp::{BackendKind, Inbound, WhatsApp};
@@ -88,11 +89,18 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_network(config, Network::real()).await
+    }
+
+    /// Builds with the real WhatsApp backend (when configured) on `network`; tests pass
+    /// [`Network::offline`] to run the real adapter without a way out.
+    pub async fn build_with_network(config: Config, network: Network) -> anyhow::Result<Self> {
         let (socket_layer, io) = SocketIo::builder().build_layer();
         let (inbound_tx, inbound) = mpsc::channel(4096);
         let state = {
             let io = io.clone();
-            tokio::task::spawn_blocking(move || build_state(config, io, inbound_tx)).await??
+            tokio::task::spawn_blocking(move || build_state(config, io, inbound_tx, network))
+                .await??
         };
         realtime::attach(&io, Arc::downgrade(&state.0));
         let listener = TcpListener::bind(state.config.listen).await?;
@@ -157,6 +165,7 @@ fn build_state(
     config: Config,
     io: SocketIo,
     inbound: mpsc::Sender<Inbound>,
+    network: Network,
 ) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(config.tenants_dir())?;
     std::fs::create_dir_all(&config.sessions_dir)?;
@@ -175,10 +184,13 @@ fn build_state(
             ));
             (simulated.clone(), Some(simulated))
         }
-        BackendKind::Real => anyhow::bail!(
-            "the real WhatsApp backend (whatsapp-rust) is not built into this version yet; \
-             start with --whatsapp simulated (AEZEN_WHATSAPP=simulated)"
-        ),
+        BackendKind::Real => {
+            tracing::warn!(
+                "WhatsApp backend: whatsapp-rust, an UNOFFICIAL client; using it may break \
+                 WhatsApp's Terms of Service and get a number banned"
+            );
+            (Arc::new(RealWhatsApp::with_network(inbound, network)), None)
+        }
     };
     let retention = Retention {
         max_count: i64::try_from(config.event_retention_count).unwrap_or(i64::MAX),

@@ -55,9 +55,9 @@ pub struct Config {
     #[arg(long, env = "AEZEN_LOGIN_PER_ACCOUNT_PER_MINUTE", default_value_t = 5)]
     pub login_per_account_per_minute: u32,
 
-    /// WhatsApp backend. `simulated` needs no network and is driven by the
-    /// `/api/integrations/whatsapp/simulate/*` endpoints; `real` (whatsapp-rust) is not built yet.
-    #[arg(long, env = "AEZEN_WHATSAPP", value_enum, default_value = "simulated")]
+    /// WhatsApp backend: `real` (whatsapp-rust, an unofficial client) or `simulated` (offline,
+    /// driven by the `/api/integrations/whatsapp/simulate/*` endpoints).
+    #[arg(long, env = "AEZEN_WHATSAPP", value_enum, default_value = "real")]
     pub whatsapp: crate::whatsapp::BackendKind,
 
     /// Simulated backend only: milliseconds each fake QR code lasts (the first lasts three

@@ -466,6 +466,37 @@ impl Network {
             http: Arc::new(UreqHttpClient::new()),
         }
     }
+
+    /// A network that refuses every connection at once, without sending a packet: the real
+    /// adapter with no way out (tests of the whole application, and demos on a machine
+    /// without internet).
+    pub fn offline() -> Self {
+        Self {
+            transport: Arc::new(Offline),
+            http: Arc::new(Offline),
+        }
+    }
+}
+
+struct Offline;
+
+#[async_trait]
+impl TransportFactory for Offline {
+    async fn create_transport(
+        &self,
+    ) -> anyhow::Result<(
+        Arc<dyn Transport>,
+        whatsapp_rust::async_channel::Receiver<TransportEvent>,
+    )> {
+        anyhow::bail!("offline: no network")
+    }
+}
+
+#[async_trait]
+impl HttpClient for Offline {
+    async fn execute(&self, _request: HttpRequest) -> anyhow::Result<HttpResponse> {
+        anyhow::bail!("offline: no network")
+    }
 }
 
 /// The whatsapp-rust backend. See the module docs.
@@ -595,9 +626,15 @@ impl RealWhatsApp {
         .await;
 
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let ended = Arc::new(AtomicBool::new(false));
         let mut builder = Bot::builder()
             .with_backend(store)
-            .with_transport_factory(SharedTransport(Arc::clone(&self.network.transport)))
+            .with_transport_factory(SharedTransport {
+                factory: Arc::clone(&self.network.transport),
+                tenant,
+                inbound: self.inbound.clone(),
+                ended: Arc::clone(&ended),
+            })
             .with_http_client(SharedHttp(Arc::clone(&self.network.http)))
             .with_runtime(TokioRuntime)
             .skip_history_sync()
@@ -620,7 +657,6 @@ impl RealWhatsApp {
             .await
             .map_err(|e| SessionError(format!("cannot start the WhatsApp client: {e}")))?;
         let client = bot.client();
-        let ended = Arc::new(AtomicBool::new(false));
         let pump = tokio::spawn(pump(
             tenant,
             events_rx,
@@ -1025,7 +1061,16 @@ impl InboundDurabilityHook for DurableIngest {
 }
 
 /// [`TransportFactory`] for a shared factory (the builder takes one by value).
-struct SharedTransport(Arc<dyn TransportFactory>);
+///
+/// A connection that cannot even be opened (no network, DNS failure, refused) produces no
+/// whatsapp-rust event, so it is reported here: the session shows the failure while the
+/// crate backs off and tries again.
+struct SharedTransport {
+    factory: Arc<dyn TransportFactory>,
+    tenant: TenantId,
+    inbound: mpsc::Sender<Inbound>,
+    ended: Arc<AtomicBool>,
+}
 
 #[async_trait]
 impl TransportFactory for SharedTransport {
@@ -1035,7 +1080,18 @@ impl TransportFactory for SharedTransport {
         Arc<dyn Transport>,
         whatsapp_rust::async_channel::Receiver<TransportEvent>,
     )> {
-        self.0.create_transport().await
+        let created = self.factory.create_transport().await;
+        if let Err(err) = &created
+            && !self.ended.load(Ordering::SeqCst)
+        {
+            let event = SessionEvent::Disconnected {
+                reason: Some(format!("cannot reach WhatsApp ({err:#}); retrying")),
+                retrying: true,
+            };
+            log_session_event(self.tenant, &event);
+            inject(&self.inbound, self.tenant, InboundEvent::Session(event)).await;
+        }
+        created
     }
 }
 
@@ -1655,14 +1711,34 @@ mod tests {
                 .expect("inbound channel closed")
         }
 
+        /// The next `Connecting` of `tenant`, past the "cannot reach WhatsApp" reports that
+        /// an offline client makes while it retries.
         async fn expect_connecting(&mut self, tenant: TenantId) {
+            loop {
+                let event = self.next_event().await;
+                match event.event {
+                    InboundEvent::Session(SessionEvent::Disconnected {
+                        retrying: true, ..
+                    }) => {}
+                    InboundEvent::Session(SessionEvent::Connecting) if event.tenant == tenant => {
+                        return;
+                    }
+                    other => panic!("expected Connecting of {tenant}, got {other:?}"),
+                }
+            }
+        }
+
+        /// The report that `tenant`'s client could not reach WhatsApp and keeps retrying.
+        async fn expect_unreachable(&mut self, tenant: TenantId) {
             let event = self.next_event().await;
             assert_eq!(event.tenant, tenant);
-            assert!(
-                matches!(event.event, InboundEvent::Session(SessionEvent::Connecting)),
-                "{:?}",
-                event.event
-            );
+            match event.event {
+                InboundEvent::Session(SessionEvent::Disconnected {
+                    reason: Some(reason),
+                    retrying: true,
+                }) => assert!(reason.contains("cannot reach WhatsApp"), "{reason}"),
+                other => panic!("expected an unreachable report, got {other:?}"),
+            }
         }
 
         async fn transport_attempt(&mut self) {
@@ -1694,9 +1770,12 @@ mod tests {
             Err(SendError::NotConnected)
         ));
 
-        // The first attempt, then a retry after the client's backoff: it keeps going.
+        // The first attempt, then a retry after the client's backoff: it keeps going, and
+        // says each time that it cannot reach WhatsApp.
         h.transport_attempt().await;
+        h.expect_unreachable(tenant).await;
         h.transport_attempt().await;
+        h.expect_unreachable(tenant).await;
         assert!(h.wa.is_running(tenant), "the client gave up");
 
         // Connecting a running tenant changes nothing.

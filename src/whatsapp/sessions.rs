@@ -329,9 +329,16 @@ pub async fn on_event(state: &AppState, tenant: TenantId, event: SessionEvent) {
         }
         SessionEvent::LoggedOut { reason } => {
             tracing::warn!(tenant = %tenant, reason, "WhatsApp session logged out; removing its folder");
-            state.whatsapp.logout(tenant).await;
-            remove_folder(state, tenant).await;
-            end(state, tenant, SessionState::LoggedOut, reason).await;
+            // Off the ingest task: stopping the client may wait on its own inbound hook,
+            // which waits on ingest. The folder goes once the client has let go of it, and
+            // only then is the state `logged_out`.
+            let state = state.clone();
+            tokio::spawn(async move {
+                let _guard = state.sessions.lifecycle.lock().await;
+                state.whatsapp.logout(tenant).await;
+                remove_folder(&state, tenant).await;
+                end(&state, tenant, SessionState::LoggedOut, reason).await;
+            });
         }
         SessionEvent::Banned { reason } => {
             tracing::error!(tenant = %tenant, reason, "WhatsApp banned this number");

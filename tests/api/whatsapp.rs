@@ -405,3 +405,58 @@ async fn unscanned_qr_codes_expire_and_linking_can_start_again() {
     .await;
     app.wait_for_session(&owner, "connected").await;
 }
+
+#[tokio::test]
+async fn the_real_backend_without_a_network_reports_the_failure_keeps_retrying_and_serves() {
+    let app =
+        crate::helpers::spawn_app_with(|c| c.whatsapp = aezen::whatsapp::BackendKind::Real).await;
+    let owner = app.register("Acme").await;
+    let (_, cards) = app.get("/api/integrations", &owner.token).await;
+    assert_eq!(cards["items"][0]["backend"], "real");
+    for path in ["simulate/scan", "simulate/unlink"] {
+        let res = app
+            .post(
+                &format!("/api/integrations/whatsapp/{path}"),
+                Some(&owner.token),
+                json!({}),
+            )
+            .await;
+        assert_error(res, StatusCode::NOT_FOUND, "not_found");
+    }
+    let incoming = app
+        .incoming(&owner, json!({"from": "+6281234567890", "content": "x"}))
+        .await;
+    assert_error(incoming, StatusCode::NOT_FOUND, "not_found");
+
+    let mut socket = Socket::connected(&app, &owner).await;
+    app.toggle(&owner).await;
+    assert!(
+        app.session_folder(&owner).join("whatsapp.db").exists(),
+        "the real store lives in sessions/<tenant-id>/"
+    );
+    // The client cannot reach WhatsApp: it says so and keeps trying.
+    let failing = loop {
+        let status = socket.next("whatsapp_status").await;
+        if status["reason"].is_string() {
+            break status;
+        }
+    };
+    assert_eq!(failing["state"], "connecting", "still retrying: {failing}");
+    let (status, health) = app
+        .request(reqwest::Method::GET, "/api/healthz", None, None)
+        .await;
+    assert_eq!((status, &health["status"]), (StatusCode::OK, &json!("ok")));
+    let (_, queued) = app
+        .post(
+            "/api/integrations/whatsapp/send",
+            Some(&owner.token),
+            json!({"to": "+6281234567890", "content": "later"}),
+        )
+        .await;
+    assert_eq!(queued["status"], "pending");
+
+    // Turned off: it stops cleanly and keeps the store.
+    let off = app.toggle(&owner).await;
+    assert_eq!(off["state"], "disconnected");
+    assert!(app.session_folder(&owner).join("whatsapp.db").exists());
+}
