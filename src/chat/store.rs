@@ -72,23 +72,33 @@ impl ConversationCursor {
     }
 
     pub fn decode(field: &str, s: &str) -> Result<Self, ApiError> {
-        let bad = || {
+        decode_cursor(field, s, |text| {
+            let mut parts = text.strip_prefix("c:")?.splitn(2, ':');
+            Some(Self {
+                activity_at: parts.next()?.parse().ok()?,
+                id: Uuid::parse_str(parts.next()?).ok()?,
+            })
+        })
+    }
+}
+
+/// Decodes an opaque cursor with `parse`; anything else is a 400 naming `field`.
+fn decode_cursor<T>(
+    field: &str,
+    s: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| parse(&text))
+        .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_cursor",
                 format!("{field} is not a cursor from a previous page"),
             )
-        };
-        let text =
-            String::from_utf8(URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?).map_err(|_| bad())?;
-        let mut parts = text.splitn(3, ':');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some("c"), Some(at), Some(id)) => Ok(Self {
-                activity_at: at.parse().map_err(|_| bad())?,
-                id: Uuid::parse_str(id).map_err(|_| bad())?,
-            }),
-            _ => Err(bad()),
-        }
-    }
+        })
 }
 
 /// Position in a message history: the rowid of the oldest message served.
@@ -100,18 +110,9 @@ impl MessageCursor {
     }
 
     pub fn decode(field: &str, s: &str) -> Result<Self, ApiError> {
-        let bad = || {
-            ApiError::bad_request(
-                "invalid_cursor",
-                format!("{field} is not a cursor from a previous page"),
-            )
-        };
-        let text =
-            String::from_utf8(URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?).map_err(|_| bad())?;
-        text.strip_prefix("m:")
-            .and_then(|n| n.parse().ok())
-            .map(Self)
-            .ok_or_else(bad)
+        decode_cursor(field, s, |text| {
+            text.strip_prefix("m:")?.parse().ok().map(Self)
+        })
     }
 }
 
