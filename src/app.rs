@@ -22,6 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::TenantScope;
+use crate::auth::cache::UserCache;
 use crate::auth::password::PasswordHashing;
 use crate::auth::rate_limit::AuthLimiter;
 use crate::auth::token::{self, Tokens};
@@ -47,6 +48,8 @@ pub struct AppState(Arc<App>);
 pub struct App {
     pub config: Config,
     pub master: Db,
+    /// The users tokens name; every change to a user calls `users.forget` after its commit.
+    pub users: UserCache,
     pub tenants: TenantPools,
     pub tokens: Tokens,
     pub passwords: PasswordHashing,
@@ -68,6 +71,7 @@ impl AppState {
 
     /// Cuts off a user's live sockets after their tokens were revoked.
     pub async fn on_user_revoked(&self, user: UserId) {
+        self.users.forget(user);
         self.realtime.disconnect_user(user).await;
     }
 }
@@ -231,6 +235,7 @@ fn build_state(
             ),
             config,
             master,
+            users: UserCache::new(100_000),
             tokens,
             passwords,
             limiter,

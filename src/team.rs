@@ -158,6 +158,7 @@ async fn update_member(
             Ok(user)
         })
         .await?;
+    state.users.forget(id);
     Ok(ApiJson(user))
 }
 

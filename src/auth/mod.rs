@@ -4,11 +4,14 @@
 //! A handler that takes [`TenantScope`] gets the pool of the caller's own tenant and no
 //! other: there is no way to name another tenant's database from a request.
 
+pub mod cache;
 pub mod password;
 pub mod rate_limit;
 pub mod routes;
 pub mod token;
 pub mod users;
+
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -48,14 +51,26 @@ impl AppState {
     pub async fn authenticate(&self, token: &str) -> Result<CurrentUser, ApiError> {
         let rejected = || ApiError::unauthorized("invalid or expired token");
         let claims = self.tokens.verify(token).ok_or_else(rejected)?;
-        let record = self
-            .master
-            .run(move |conn| Ok(users::find(conn, claims.tid, claims.sub)?))
-            .await?
-            .filter(|record| record.token_version == claims.ver)
-            .ok_or_else(rejected)?;
+        let record = match self.users.get(claims.sub) {
+            Some(record) => record,
+            None => {
+                let epoch = self.users.epoch();
+                let (tenant, id) = (claims.tid, claims.sub);
+                let record = self
+                    .master
+                    .run(move |conn| Ok(users::find(conn, tenant, id)?))
+                    .await?
+                    .map(Arc::new)
+                    .ok_or_else(rejected)?;
+                self.users.remember(Arc::clone(&record), epoch);
+                record
+            }
+        };
+        if record.user.tenant_id != claims.tid || record.token_version != claims.ver {
+            return Err(rejected());
+        }
         Ok(CurrentUser {
-            user: record.user,
+            user: record.user.clone(),
             token_version: record.token_version,
         })
     }
