@@ -148,6 +148,12 @@ impl Application {
         let ingest = tokio::spawn(crate::chat::ingest::run(state.clone(), inbound));
         // Start-up does not wait for WhatsApp: sessions resume in the background.
         let resume = tokio::spawn(sessions::resume_all(state.clone()));
+        let realtime = state.realtime.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Open websockets would otherwise keep the graceful shutdown waiting.
+            realtime.disconnect_all().await;
+        };
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -58,6 +58,13 @@ impl Realtime {
         }
     }
 
+    /// Disconnects every socket (at shutdown, so that open websockets do not hold it up).
+    pub async fn disconnect_all(&self) {
+        if let Err(err) = self.io.disconnect().await {
+            tracing::debug!(error = %err, "socket disconnect failed");
+        }
+    }
+
     /// Disconnects every socket of a user whose tokens were just revoked.
     pub async fn disconnect_user(&self, user: UserId) {
         if let Err(err) = self.io.to(user_room(user)).disconnect().await {

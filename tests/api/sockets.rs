@@ -332,3 +332,18 @@ async fn a_client_that_reconnects_gets_what_it_missed_from_the_event_log() {
     let (_, live) = socket.next_app_event().await;
     assert!(live["seq"].as_i64().unwrap() > caught_up["items"][3]["seq"].as_i64().unwrap());
 }
+
+#[tokio::test]
+async fn open_sockets_do_not_hold_up_a_shutdown() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let mut socket = Socket::connected(&app, &owner).await;
+    let restarted = tokio::time::timeout(Duration::from_secs(10), app.restart())
+        .await
+        .expect("the server stopped although a socket was open");
+    socket.next("close").await;
+    assert_eq!(
+        restarted.get("/api/auth/me", &owner.token).await.0,
+        StatusCode::OK
+    );
+}
