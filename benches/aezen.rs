@@ -54,6 +54,13 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("--serve") => child_runtime()?.block_on(serve(&args[1..])),
         Some("--bare") => child_runtime()?.block_on(bare(&args[1..])),
+        Some("--conn-memory") => {
+            let [dir, n] = &args[1..] else {
+                bail!("--conn-memory <tenants-dir> <n>");
+            };
+            println!("{}", connection_memory(Path::new(dir), n.parse()?)?);
+            Ok(())
+        }
         // `cargo bench` passes `--bench`; `cargo test --benches` runs this binary without it,
         // and a test run must not start a multi-minute benchmark.
         _ if !args.iter().any(|a| a == "--bench") => {
@@ -710,6 +717,36 @@ async fn interleaved(http: &reqwest::Client, scale: &Scale, a: &Side, b: &Side) 
         lb.absorb(load(http, scale.concurrency, slice, b).await);
     }
     (la, lb)
+}
+
+/// `GET /api/tenant` for each account in turn, one request at a time.
+async fn one_at_a_time(
+    http: &reqwest::Client,
+    addr: &str,
+    accounts: &[&Account],
+    pid: u32,
+) -> Load {
+    let mark = CpuMark::now(Some(pid));
+    let start = Instant::now();
+    let mut load = Load::default();
+    for a in accounts {
+        let t0 = Instant::now();
+        let ok = http
+            .get(format!("{addr}/api/tenant"))
+            .bearer_auth(&*a.token)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK);
+        if ok {
+            load.ok += 1;
+            load.latencies.push(micros(t0));
+        } else {
+            load.errors += 1;
+        }
+    }
+    load.elapsed = start.elapsed();
+    mark.close(&mut load);
+    load
 }
 
 /// With AEZEN_BENCH_PERF=<dir>: an extra 5 s pass of `side` under `perf record`, after the
@@ -2487,11 +2524,19 @@ async fn many_tenant_rows(
     wait_idle(&server, Duration::from_secs(30)).await;
     let (rss_start, _) = server.memory();
     if options.wants(5) {
-        let per = connection_memory(&root.join("data").join("tenants"), 200)?;
+        let tenants_dir = root.join("data").join("tenants");
+        let out = Command::new(std::env::current_exe()?)
+            .arg("--conn-memory")
+            .arg(&tenants_dir)
+            .arg("200")
+            .output()?;
+        let per: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(f64::NAN);
         report.detail(format!(
             "row 5: one open tenant connection (the app's pragmas, one 50-item page read) costs {per:.0} KiB of RSS \
-             (measured in the bench process over 200 connections); the server keeps 1 to {} per cached tenant",
-            4
+             (measured in a fresh process over 200 connections); the server keeps 1 to 4 per cached tenant"
         ));
     }
     let fds_start = server.open_files();
@@ -2507,57 +2552,35 @@ async fn many_tenant_rows(
             .get("aezen_tenant_opens_total")
             .copied()
             .unwrap_or(0.0);
-        let mut cold_lat = Vec::new();
-        let mut errors = 0;
-        for a in &cold {
-            let t0 = Instant::now();
-            let ok = http
-                .get(format!("{addr}/api/tenant"))
-                .bearer_auth(&*a.token)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK);
-            cold_lat.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
-            if !ok {
-                errors += 1;
-            }
-        }
+        let cold_load = one_at_a_time(http, &addr, &cold, server.pid).await;
         let opens_after = metrics(http, &addr)
             .await
             .get("aezen_tenant_opens_total")
             .copied()
             .unwrap_or(0.0);
         if std::env::var_os("AEZEN_BENCH_DEBUG").is_some() {
-            eprintln!("uncached latencies in order (µs): {cold_lat:?}");
+            eprintln!(
+                "uncached latencies in order (µs): {:?}",
+                cold_load.latencies
+            );
         }
-        // Hot: the last 50 of them, now cached, asked again.
+        // Hot: the last 50 of them, now cached, asked as many times again.
         let hot_set = &cold[cold.len().saturating_sub(50)..];
-        let mut hot_lat = Vec::new();
-        for i in 0..cold.len() {
-            let a = hot_set[i % hot_set.len()];
-            let t0 = Instant::now();
-            let ok = http
-                .get(format!("{addr}/api/tenant"))
-                .bearer_auth(&*a.token)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK);
-            hot_lat.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
-            if !ok {
-                errors += 1;
-            }
-        }
-        let (cold99, hot99) = (
-            percentile_ms(&cold_lat, 0.99),
-            percentile_ms(&hot_lat, 0.99),
-        );
+        let hot_order: Vec<&Account> = (0..cold.len())
+            .map(|i| hot_set[i % hot_set.len()])
+            .collect();
+        let hot_load = one_at_a_time(http, &addr, &hot_order, server.pid).await;
+        let errors = cold_load.errors + hot_load.errors;
+        let (cold99, hot99) = (cold_load.p(0.99), hot_load.p(0.99));
         report.line("4", format!("first request to an uncached, existing tenant (`GET /api/tenant`, one at a time, {} tenants): p99", cold.len()),
             ms(cold99), format!("{} (same tenants, hot)", ms(hot99)), ratio(cold99, hot99), "≤ 3 ms", Some(cold99 <= 3.0 && errors == 0));
         report.detail(format!(
-            "row 4: uncached p50 {} p99 {} max {}; hot p50 {} p99 {}; {} pools opened for {} requests; {} errors",
-            ms(percentile_ms(&cold_lat, 0.5)), ms(cold99), ms(percentile_ms(&cold_lat, 1.0)),
-            ms(percentile_ms(&hot_lat, 0.5)), ms(hot99), opens_after - opens_before, cold.len(), errors
+            "row 4: {} pools opened for {} uncached requests",
+            opens_after - opens_before,
+            cold.len()
         ));
+        describe_load(report, "row 4 uncached", &cold_load);
+        describe_load(report, "row 4 hot", &hot_load);
     }
 
     if options.wants(5) {
@@ -2698,7 +2721,7 @@ async fn many_tenant_rows(
 }
 
 /// RSS (KiB) that one open tenant connection costs: `n` connections opened with the app's
-/// pragmas, each reading one conversation page, measured in this process.
+/// pragmas, each reading one conversation page (run in a fresh child: `--conn-memory`).
 fn connection_memory(tenants_dir: &Path, n: usize) -> anyhow::Result<f64> {
     let files: Vec<PathBuf> = std::fs::read_dir(tenants_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
