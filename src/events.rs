@@ -324,11 +324,7 @@ async fn list_events(
     if after < 0 {
         return Err(ApiError::validation("after must be 0 or a seq"));
     }
-    let limit = match query.limit {
-        None => 500,
-        Some(n) if (1..=1000).contains(&n) => n,
-        Some(_) => return Err(ApiError::validation("limit must be between 1 and 1000")),
-    };
+    let limit = crate::chat::routes::page_limit(query.limit, 500, 1000)?;
     let (items, truncated) = scope
         .db
         .run(move |conn| Ok(list_after(conn, after, limit + 1)?))

@@ -34,12 +34,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 
-fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+/// A page size from the query: `default` when absent, 422 outside `1..=max`.
+pub fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
     match limit {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
         Some(_) => Err(ApiError::validation(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
+            "limit must be between 1 and {max}"
         ))),
     }
 }
@@ -83,7 +84,7 @@ async fn list_conversations(
     scope: TenantScope,
     ApiQuery(query): ApiQuery<ConversationQuery>,
 ) -> ApiResult<ApiJson<ConversationPage>> {
-    let limit = page_limit(query.limit)?;
+    let limit = page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let cursor = query
         .cursor
         .as_deref()
@@ -226,7 +227,7 @@ async fn list_messages(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<MessageQuery>,
 ) -> ApiResult<ApiJson<MessagePage>> {
-    let limit = page_limit(query.limit)?;
+    let limit = page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let before = query
         .before
         .as_deref()
