@@ -212,12 +212,23 @@ async fn linking_by_pairing_code() {
     let pairing = app.wait_for_session(&owner, "pair_code").await;
     assert_eq!(pairing["pairCode"].as_str().unwrap().len(), 8, "{pairing}");
     assert!(pairing["expiresAt"].is_string());
-    let (_, events) = app.get("/api/events", &owner.token).await;
+    // The status is visible in memory a moment before its event is committed to the log.
+    let is_pair_code =
+        |e: &&serde_json::Value| e["type"] == "whatsapp_status" && e["state"] == "pair_code";
+    let events = app
+        .wait_for("/api/events", &owner.token, |events| {
+            events["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| is_pair_code(&e))
+        })
+        .await;
     let logged = events["items"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["type"] == "whatsapp_status" && e["state"] == "pair_code")
+        .find(is_pair_code)
         .expect("the pair_code status is in the event log");
     assert_eq!(logged["pairCode"], pairing["pairCode"]);
     assert_eq!(
