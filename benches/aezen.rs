@@ -54,7 +54,7 @@ use tokio::sync::{Semaphore, oneshot};
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("--serve") => child_runtime()?.block_on(serve(&args[1..])),
+        Some("--serve") => serve(&args[1..]),
         Some("--bare") => child_runtime()?.block_on(bare(&args[1..])),
         Some("--real-clients") => {
             let [dir, n] = &args[1..] else {
@@ -88,7 +88,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The same runtime `#[tokio::main]` gives the real binary (one worker per core).
+/// A plain multi-threaded runtime (one worker per core) for the baseline children.
 fn child_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -212,7 +212,8 @@ impl Scale {
 
 /// `--serve <port-file> <root> <cache-capacity> <sessions-dir>`: the real application, with the
 /// logging `main` sets up, until killed.
-async fn serve(args: &[String]) -> anyhow::Result<()> {
+/// Runs the server exactly as `main` does (same runtime, same logging).
+fn serve(args: &[String]) -> anyhow::Result<()> {
     let [port_file, root, capacity, sessions_dir] = args else {
         bail!("--serve <port-file> <root> <capacity> <sessions-dir>");
     };
@@ -226,10 +227,12 @@ async fn serve(args: &[String]) -> anyhow::Result<()> {
     let mut config = bench_config(Path::new(root));
     config.tenant_cache_capacity = capacity.parse()?;
     config.sessions_dir = PathBuf::from(sessions_dir);
-    let app = Application::build(config).await?;
-    write_port(Path::new(port_file), app.local_addr())?;
-    app.run_until_stopped().await?;
-    Ok(())
+    config.runtime()?.block_on(async {
+        let app = Application::build(config).await?;
+        write_port(Path::new(port_file), app.local_addr())?;
+        app.run_until_stopped().await?;
+        Ok(())
+    })
 }
 
 fn bench_config(root: &Path) -> Config {

@@ -43,6 +43,12 @@ pub struct Config {
     #[arg(long, env = "AEZEN_TENANT_POOL_SIZE", default_value_t = 4)]
     pub tenant_pool_size: u32,
 
+    /// Most threads running blocking work (SQLite queries, password hashing) at once; further
+    /// work queues. A few per core keep the CPU busy without the context switches and lock
+    /// contention of hundreds of threads (measured: docs/PERFORMANCE.md).
+    #[arg(long, env = "AEZEN_BLOCKING_THREADS", default_value_t = 16)]
+    pub blocking_threads: usize,
+
     /// Largest JSON request body accepted, in bytes.
     #[arg(long, env = "AEZEN_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -92,6 +98,15 @@ impl Config {
         config.data_dir = root.join("data");
         config.sessions_dir = root.join("sessions");
         config
+    }
+
+    /// The tokio runtime AEZEN runs on: one worker per core, and at most
+    /// [`Config::blocking_threads`] threads for blocking work.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .max_blocking_threads(self.blocking_threads.max(1))
+            .enable_all()
+            .build()
     }
 
     pub fn master_db_path(&self) -> PathBuf {

@@ -4,17 +4,19 @@ use aezen::{Application, Config};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
     let config = Config::parse();
-    Application::build(config)
-        .await?
-        .run_until_stopped()
-        .await?;
+    config.runtime()?.block_on(async {
+        Application::build(config)
+            .await?
+            .run_until_stopped()
+            .await?;
+        anyhow::Ok(())
+    })?;
     Ok(())
 }
