@@ -11,15 +11,21 @@ use std::time::Duration;
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::error::ApiError;
 
 /// A pool of connections to one SQLite file.
+///
+/// Reads run side by side on the pool's connections; writes go through [`Db::write`], which
+/// lets one writer at a time into the file. SQLite allows one writer anyway: queueing them
+/// here, on an async lock, keeps waiting writers off the blocking threads and out of SQLite's
+/// busy handler, whose sleeps (1, 2, 5, 10 … ms) made the send p99 several times longer.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<SqliteConnectionManager>,
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How durable commits are: FULL for the master registry, NORMAL for tenant files.
@@ -45,6 +51,26 @@ impl Db {
         })
         .await
         .map_err(|e| ApiError::internal("blocking task", e))?
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction, committed if `f` succeeds and rolled back
+    /// otherwise, with no other [`Db::write`] on this file running meanwhile.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
+        // Owned, and moved into the blocking closure: if the caller is cancelled, the turn
+        // is still held until the transaction has ended.
+        let turn = Arc::clone(&self.writer).lock_owned().await;
+        self.run(move |conn| {
+            let _turn = turn;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
     }
 
     /// Like [`Db::run`], for callers already on a blocking thread.
@@ -110,7 +136,10 @@ pub fn open_pool(
         .connection_timeout(Duration::from_secs(10))
         .thread_pool(threads)
         .build(manager)?;
-    Ok(Db { pool })
+    Ok(Db {
+        pool,
+        writer: Arc::default(),
+    })
 }
 
 /// Opens one connection outside any pool: `create` decides whether a missing file is created

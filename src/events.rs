@@ -192,10 +192,8 @@ pub async fn record(
     let db = state.tenants.get(tenant).await?;
     let retention = state.retention;
     let event = db
-        .run(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let event = append(&tx, kind, data, retention)?;
-            tx.commit()?;
+        .write(move |tx| {
+            let event = append(tx, kind, data, retention)?;
             Ok(event)
         })
         .await?;

@@ -9,7 +9,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
-use rusqlite::TransactionBehavior;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -137,15 +136,14 @@ async fn update_member(
     let tenant = caller.tenant_id();
     let user = state
         .master
-        .run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut user = users::find(&tx, tenant, id)?
+        .write(move |tx| {
+            let mut user = users::find(tx, tenant, id)?
                 .ok_or_else(|| ApiError::not_found("team member"))?
                 .user;
             if let Some(role) = req.role.filter(|r| *r != user.role) {
                 require_owner_for(&caller, user.role)?;
                 require_owner_for(&caller, role)?;
-                if user.role == Role::Owner && users::count_owners(&tx, tenant)? <= 1 {
+                if user.role == Role::Owner && users::count_owners(tx, tenant)? <= 1 {
                     return Err(last_owner());
                 }
                 user.role = role;
@@ -153,8 +151,7 @@ async fn update_member(
             if let Some(name) = name {
                 user.name = name;
             }
-            users::update(&tx, &user)?;
-            tx.commit()?;
+            users::update(tx, &user)?;
             Ok(user)
         })
         .await?;
@@ -182,17 +179,15 @@ async fn delete_member(
     let tenant = caller.tenant_id();
     state
         .master
-        .run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let user = users::find(&tx, tenant, id)?
+        .write(move |tx| {
+            let user = users::find(tx, tenant, id)?
                 .ok_or_else(|| ApiError::not_found("team member"))?
                 .user;
             require_owner_for(&caller, user.role)?;
-            if user.role == Role::Owner && users::count_owners(&tx, tenant)? <= 1 {
+            if user.role == Role::Owner && users::count_owners(tx, tenant)? <= 1 {
                 return Err(last_owner());
             }
-            users::delete(&tx, tenant, id)?;
-            tx.commit()?;
+            users::delete(tx, tenant, id)?;
             Ok(())
         })
         .await?;

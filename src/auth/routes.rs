@@ -84,11 +84,9 @@ async fn register(
     let (t, u) = (tenant.clone(), user.clone());
     state
         .master
-        .run(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            registry::insert(&tx, &t, &db_name)?;
-            users::insert(&tx, &u, &hash)?;
-            tx.commit()?;
+        .write(move |tx| {
+            registry::insert(tx, &t, &db_name)?;
+            users::insert(tx, &u, &hash)?;
             Ok(())
         })
         .await?;

@@ -7,7 +7,7 @@
 //! a redelivered id changes nothing and emits nothing. Events are broadcast after commit;
 //! a backend that asked (`stored`) is told only once the message is durable.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -63,13 +63,7 @@ async fn apply(state: AppState, tenant: TenantId, events: Vec<InboundEvent>) {
     let retention = state.retention;
     let count = writes.len() as u64;
     let outcome = match state.tenants.get(tenant).await {
-        Ok(db) => {
-            db.run(move |conn| {
-                let (published, replies) = write_batch(conn, writes, retention)?;
-                Ok((published, replies))
-            })
-            .await
-        }
+        Ok(db) => db.write(move |tx| write_batch(tx, writes, retention)).await,
         Err(err) => Err(err),
     };
     match outcome {
@@ -96,17 +90,16 @@ type Written = (
 
 /// Applies a tenant's inbound messages and receipts in one transaction.
 fn write_batch(
-    conn: &mut Connection,
+    tx: &Transaction<'_>,
     writes: Vec<InboundEvent>,
     retention: Retention,
 ) -> Result<Written, ApiError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut published = Vec::new();
     let mut replies = Vec::new();
     for write in writes {
         match write {
             InboundEvent::Message { message, stored } => {
-                let (result, event) = store_incoming(&tx, message, retention)?;
+                let (result, event) = store_incoming(tx, message, retention)?;
                 published.extend(event);
                 push_reply(&mut replies, stored, result);
             }
@@ -115,10 +108,10 @@ fn write_batch(
                 status,
             } => {
                 for id in &whatsapp_ids {
-                    if let Some(message) = store::apply_receipt(&tx, id, status)? {
+                    if let Some(message) = store::apply_receipt(tx, id, status)? {
                         let data = EventData::chat(Some(message), None);
                         published.push(events::append(
-                            &tx,
+                            tx,
                             EventKind::MessageStatus,
                             data,
                             retention,
@@ -129,7 +122,6 @@ fn write_batch(
             InboundEvent::Session(_) => {}
         }
     }
-    tx.commit()?;
     Ok((published, replies))
 }
 

@@ -13,13 +13,15 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use super::store;
 use crate::app::AppState;
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::events::{self, EventData, EventKind};
 use crate::ids::TenantId;
@@ -29,6 +31,8 @@ use crate::whatsapp::SendError;
 const IDLE: Duration = Duration::from_secs(30);
 /// Messages read from the queue at a time.
 const BATCH: u32 = 32;
+/// Longest stretch of sending whose outcomes are recorded in one transaction.
+const SETTLE_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 pub struct Outbox {
@@ -100,6 +104,12 @@ async fn run(state: AppState, tenant: TenantId, wake: Arc<Notify>, dirty: Arc<At
 
 /// Sends every pending message of `tenant`, oldest first, until the queue is empty or the
 /// session is down.
+///
+/// Outcomes are recorded in one transaction per [`SETTLE_EVERY`] of sending (or per batch,
+/// whichever ends first) rather than one per message. A crash between a send and its record
+/// sends that message again after the restart; the time bound keeps that window as short as
+/// it was with one transaction per message on a real connection, where a send takes a
+/// network round trip.
 async fn drain(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
     if !state.whatsapp.is_connected(tenant) {
         return Ok(());
@@ -110,37 +120,67 @@ async fn drain(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
         if batch.is_empty() {
             return Ok(());
         }
-        for item in batch {
-            let outcome = match state
-                .whatsapp
-                .send_text(tenant, &item.to, &item.message.content)
-                .await
-            {
-                Ok(whatsapp_id) => Ok(whatsapp_id),
-                Err(SendError::NotConnected) => return Ok(()),
-                Err(SendError::Rejected(reason)) => Err(reason),
-            };
-            let retention = state.retention;
-            let id = item.message.id;
-            let event = db
-                .run(move |conn| {
-                    let tx =
-                        conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                    let settled =
-                        store::settle(&tx, id, outcome.as_deref().map_err(String::as_str))?;
-                    let event = settled
-                        .map(|message| {
-                            let data = EventData::chat(Some(message), None);
-                            events::append(&tx, EventKind::MessageStatus, data, retention)
-                        })
-                        .transpose()?;
-                    tx.commit()?;
-                    Ok(event)
-                })
-                .await?;
-            if let Some(event) = event {
-                state.realtime.publish(tenant, &[event]).await;
+        let mut batch = batch.into_iter().peekable();
+        while batch.peek().is_some() {
+            let started = Instant::now();
+            let mut outcomes = Vec::new();
+            let mut session_down = false;
+            for item in batch.by_ref() {
+                let outcome = match state
+                    .whatsapp
+                    .send_text(tenant, &item.to, &item.message.content)
+                    .await
+                {
+                    Ok(whatsapp_id) => Ok(whatsapp_id),
+                    Err(SendError::NotConnected) => {
+                        session_down = true;
+                        break;
+                    }
+                    Err(SendError::Rejected(reason)) => Err(reason),
+                };
+                outcomes.push((item.message.id, outcome));
+                if started.elapsed() >= SETTLE_EVERY {
+                    break;
+                }
+            }
+            settle(state, &db, tenant, outcomes).await?;
+            if session_down {
+                return Ok(());
             }
         }
     }
+}
+
+/// Records what WhatsApp said about each message (its id and `sent`, or `failed`), with their
+/// `message_status` events, in one transaction, then broadcasts them.
+async fn settle(
+    state: &AppState,
+    db: &Db,
+    tenant: TenantId,
+    outcomes: Vec<(Uuid, Result<String, String>)>,
+) -> Result<(), ApiError> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let retention = state.retention;
+    let published = db
+        .write(move |tx| {
+            let mut published = Vec::with_capacity(outcomes.len());
+            for (id, outcome) in &outcomes {
+                let outcome = outcome.as_deref().map_err(String::as_str);
+                if let Some(message) = store::settle(tx, *id, outcome)? {
+                    let data = EventData::chat(Some(message), None);
+                    published.push(events::append(
+                        tx,
+                        EventKind::MessageStatus,
+                        data,
+                        retention,
+                    )?);
+                }
+            }
+            Ok(published)
+        })
+        .await?;
+    state.realtime.publish(tenant, &published).await;
+    Ok(())
 }

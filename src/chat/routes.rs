@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -144,17 +144,15 @@ async fn create_conversation(
     let retention = state.retention;
     let (conversation, event) = scope
         .db
-        .run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        .write(move |tx| {
             let (conversation, created) =
-                store::upsert_conversation(&tx, &number, name.as_deref(), to_millis(now()))?;
+                store::upsert_conversation(tx, &number, name.as_deref(), to_millis(now()))?;
             let event = created
                 .then(|| {
                     let data = EventData::chat(None, Some(conversation.clone()));
-                    events::append(&tx, EventKind::ConversationUpdated, data, retention)
+                    events::append(tx, EventKind::ConversationUpdated, data, retention)
                 })
                 .transpose()?;
-            tx.commit()?;
             Ok((conversation, event))
         })
         .await?;
@@ -286,11 +284,9 @@ pub async fn send_to_conversation(
     let retention = state.retention;
     let accepted = scope
         .db
-        .run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            existing(&tx, conversation)?;
-            let accepted = accept_outgoing(&tx, conversation, content, author, retention)?;
-            tx.commit()?;
+        .write(move |tx| {
+            existing(tx, conversation)?;
+            let accepted = accept_outgoing(tx, conversation, content, author, retention)?;
             Ok(accepted)
         })
         .await?;
@@ -310,12 +306,10 @@ pub async fn send_to_number(
     let retention = state.retention;
     let accepted = scope
         .db
-        .run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        .write(move |tx| {
             let (conversation, _) =
-                store::upsert_conversation(&tx, &number, None, to_millis(now()))?;
-            let accepted = accept_outgoing(&tx, conversation.id, content, author, retention)?;
-            tx.commit()?;
+                store::upsert_conversation(tx, &number, None, to_millis(now()))?;
+            let accepted = accept_outgoing(tx, conversation.id, content, author, retention)?;
             Ok(accepted)
         })
         .await?;
@@ -384,18 +378,16 @@ async fn mark_read(
     let retention = state.retention;
     let (conversation, whatsapp_ids, event) = scope
         .db
-        .run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let before = existing(&tx, id)?;
-            let whatsapp_ids = store::mark_read(&tx, id)?;
-            let conversation = existing(&tx, id)?;
+        .write(move |tx| {
+            let before = existing(tx, id)?;
+            let whatsapp_ids = store::mark_read(tx, id)?;
+            let conversation = existing(tx, id)?;
             let event = (before.unread_count != 0 || !whatsapp_ids.is_empty())
                 .then(|| {
                     let data = EventData::chat(None, Some(conversation.clone()));
-                    events::append(&tx, EventKind::ConversationUpdated, data, retention)
+                    events::append(tx, EventKind::ConversationUpdated, data, retention)
                 })
                 .transpose()?;
-            tx.commit()?;
             Ok((conversation, whatsapp_ids, event))
         })
         .await?;
