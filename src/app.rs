@@ -165,7 +165,7 @@ impl Application {
         state.whatsapp.shutdown().await;
         ingest.abort();
         state.outbox.shutdown();
-        state.tenants.clear();
+        state.tenants.clear().await;
         tracing::info!("AEZEN stopped");
         served
     }

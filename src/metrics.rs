@@ -15,6 +15,8 @@ pub struct Metrics {
     registry: Arc<Registry>,
     /// Tenant pools opened (cache misses that succeeded).
     pub tenant_opens: Counter,
+    /// Tenant pools closed after leaving the cache.
+    pub tenant_closes: Counter,
     /// Tenant files created (provisioning).
     pub tenant_provisions: Counter,
     /// Tenant files whose schema the migration runner changed.
@@ -32,6 +34,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("aezen");
         let tenant_opens = Counter::default();
+        let tenant_closes = Counter::default();
         let tenant_provisions = Counter::default();
         let tenant_migrations = Counter::default();
         let rate_limited = Counter::default();
@@ -52,6 +55,11 @@ impl Metrics {
             "tenant_opens",
             "Tenant database pools opened",
             tenant_opens.clone(),
+        );
+        registry.register(
+            "tenant_closes",
+            "Tenant database pools closed after leaving the cache",
+            tenant_closes.clone(),
         );
         registry.register(
             "tenant_provisions",
@@ -76,6 +84,7 @@ impl Metrics {
         Self {
             registry: Arc::new(registry),
             tenant_opens,
+            tenant_closes,
             tenant_provisions,
             tenant_migrations,
             rate_limited,

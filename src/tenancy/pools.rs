@@ -12,8 +12,10 @@
 //!   refuse if its schema is newer than this binary or it belongs to another tenant;
 //! - provisioned and missing → `tenant_unavailable` (503), logged; never an empty new file.
 //!
-//! An evicted pool stays alive while a request holds a clone of it; its file closes when the
-//! last clone drops.
+//! A pool that leaves the cache (evicted, expired, or cleared at shutdown) goes to the closer
+//! thread, which empties its write-ahead log into the file and drops it: closing files is kept
+//! off the request path. An evicted pool stays alive while a request holds a clone of it; its
+//! file closes when the last clone drops.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,6 +57,7 @@ struct Inner {
     threads: Arc<ScheduledThreadPool>,
     metrics: Metrics,
     on_open: OnOpen,
+    closer: Closer,
 }
 
 /// Called (on a blocking thread inside the runtime) each time a tenant's database is opened.
@@ -68,10 +71,16 @@ impl TenantPools {
         metrics: Metrics,
         on_open: OnOpen,
     ) -> Self {
+        let closer = Closer::start(metrics.clone());
+        let to_close = closer.sender.clone();
         let cache = Cache::builder()
             .max_capacity(settings.capacity)
             .time_to_idle(settings.idle)
             .eviction_policy(EvictionPolicy::lru())
+            .eviction_listener(move |tenant, db, _cause| {
+                // Only fails once the closer has stopped; the pool then closes right here.
+                let _ = to_close.send(Closing::Pool(*tenant, db));
+            })
             .build();
         Self {
             inner: Arc::new(Inner {
@@ -87,6 +96,7 @@ impl TenantPools {
                 ),
                 metrics,
                 on_open,
+                closer,
             }),
         }
     }
@@ -117,10 +127,77 @@ impl TenantPools {
         self.inner.cache.entry_count()
     }
 
-    /// Closes every cached pool (used at shutdown; requests still running keep theirs).
-    pub fn clear(&self) {
-        self.inner.cache.invalidate_all();
-        self.inner.cache.run_pending_tasks();
+    /// Closes every cached pool and waits until the closer has checkpointed them (used at
+    /// shutdown; requests still running keep theirs).
+    pub async fn clear(&self) {
+        let inner = Arc::clone(&self.inner);
+        let cleared = tokio::task::spawn_blocking(move || {
+            inner.cache.invalidate_all();
+            inner.cache.run_pending_tasks();
+            inner.closer.flush();
+        })
+        .await;
+        if let Err(err) = cleared {
+            tracing::error!(error = %err, "closing tenant databases failed");
+        }
+    }
+}
+
+/// What the closer thread is handed.
+enum Closing {
+    Pool(TenantId, Db),
+    /// Answered once everything sent before it is closed.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// The thread that checkpoints and closes tenant pools after they leave the cache.
+struct Closer {
+    sender: std::sync::mpsc::SyncSender<Closing>,
+}
+
+/// Pools that may wait for the closer at once.
+const CLOSER_BACKLOG: usize = 16;
+
+impl Closer {
+    fn start(metrics: Metrics) -> Self {
+        // Bounded: when closing falls behind, evicting waits, so the number of open files
+        // stays within capacity + this.
+        let (sender, closing) = std::sync::mpsc::sync_channel::<Closing>(CLOSER_BACKLOG);
+        let spawned = std::thread::Builder::new()
+            .name("tenant-closer".into())
+            .spawn(move || {
+                for item in closing {
+                    match item {
+                        Closing::Pool(tenant, db) => {
+                            match db.checkpoint_blocking() {
+                                Ok(true) => {}
+                                Ok(false) => tracing::debug!(tenant = %tenant, "tenant still in use at close; its log is checkpointed later"),
+                                Err(err) => tracing::warn!(tenant = %tenant, error = %err, "tenant checkpoint at close failed"),
+                            }
+                            drop(db);
+                            metrics.tenant_closes.inc();
+                        }
+                        Closing::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            // Without the thread, the eviction listener's sends fail and pools close inline.
+            tracing::error!(error = %err, "cannot start the tenant closer thread");
+        }
+        Self { sender }
+    }
+
+    /// Waits (up to a bound) until every pool handed over so far is closed.
+    fn flush(&self) {
+        let (done, finished) = std::sync::mpsc::channel();
+        if self.sender.send(Closing::Flush(done)).is_ok()
+            && finished.recv_timeout(Duration::from_secs(30)).is_err()
+        {
+            tracing::warn!("tenant databases still closing after 30 s");
+        }
     }
 }
 

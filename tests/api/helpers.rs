@@ -170,6 +170,19 @@ impl TestApp {
         }
     }
 
+    /// Polls `done` until it holds (with a deadline).
+    pub async fn wait_until<F, Fut>(&self, done: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done().await {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// The tenant's WhatsApp session state, once it is `state` (polled with a deadline).
     pub async fn wait_for_session(&self, account: &Account, state: &str) -> Value {
         self.wait_for("/api/integrations/whatsapp/status", &account.token, |s| {

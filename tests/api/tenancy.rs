@@ -196,3 +196,42 @@ async fn a_tenant_file_that_belongs_to_another_tenant_is_refused() {
     );
     assert_eq!(app.get("/api/tenant", &a.token).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_tenant_that_leaves_the_cache_is_one_complete_file() {
+    let app = spawn_app_with(|c| c.tenant_cache_capacity = 1).await;
+    let owner = app.register("Copied").await;
+    for i in 0..20 {
+        let (status, body) = app
+            .incoming(
+                &owner,
+                json!({"from": format!("+62 812 0000 {i:04}"), "content": format!("message {i}")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let file = app.tenant_files()[0].clone();
+    // A second tenant takes the only cache slot; the first is checkpointed and closed.
+    app.register("Other").await;
+    app.wait_until(|| async { app.metric("aezen_tenant_closes_total").await >= 1 })
+        .await;
+
+    // The .db alone, copied without its -wal and -shm, holds everything committed.
+    let copy = tempfile::tempdir().unwrap();
+    let copied = copy.path().join("copy.db");
+    std::fs::copy(&file, &copied).unwrap();
+    let conn = rusqlite::Connection::open(&copied).unwrap();
+    let (conversations, messages): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM conversation), (SELECT count(*) FROM message)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((conversations, messages), (20, 20));
+
+    // And the tenant opens again with its data.
+    let (status, page) = app.get("/api/conversations?limit=100", &owner.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"].as_array().unwrap().len(), 20);
+}
