@@ -107,9 +107,6 @@ fn init_connection(conn: &mut Connection, durability: Durability) -> rusqlite::R
     // values (a `LIMIT ?`, a `LIKE ?`) could change the plan, i.e. on every call of the hot
     // list and outbox queries. Measured: +20 % on the hot list, +45 % on sends.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-    // A tenant's page cache is small: up to capacity × pool size connections stay open, and
-    // RSS is bounded by their sum (256 × 4 × 1 MiB would be 1 GiB). 128 KiB measured no slower
-    // on the benchmark and kept the server under 150 MiB.
     // A tenant file's -wal and -shm stay beside it between opens: deleting them when the last
     // connection closes and creating them again on the next open was a sixth of the cost of
     // an uncached tenant request. The log is emptied into the file when a tenant pool leaves
@@ -118,6 +115,9 @@ fn init_connection(conn: &mut Connection, durability: Durability) -> rusqlite::R
     if let Durability::Normal = durability {
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     }
+    // A tenant's page cache is small: up to capacity × pool size connections stay open, and
+    // RSS is bounded by their sum (256 × 4 × 1 MiB would be 1 GiB). 128 KiB measured no slower
+    // on the benchmark and kept the server under 150 MiB.
     let (synchronous, cache_kib) = match durability {
         Durability::Full => ("FULL", 1024),
         Durability::Normal => ("NORMAL", 128),

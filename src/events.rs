@@ -181,6 +181,16 @@ pub fn append(
     })
 }
 
+/// Appends the `message_status` event of a message whose status just changed.
+pub fn append_message_status(
+    conn: &Connection,
+    message: crate::chat::Message,
+    retention: Retention,
+) -> rusqlite::Result<Event> {
+    let data = EventData::chat(Some(message), None);
+    append(conn, EventKind::MessageStatus, data, retention)
+}
+
 /// Appends one event in its own transaction and broadcasts it (for events that are not part
 /// of a chat change, such as the WhatsApp session's).
 pub async fn record(

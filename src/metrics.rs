@@ -15,7 +15,8 @@ pub struct Metrics {
     registry: Arc<Registry>,
     /// Tenant pools opened (cache misses that succeeded).
     pub tenant_opens: Counter,
-    /// Tenant pools closed after leaving the cache.
+    /// Tenant pools checkpointed and released by the closer after leaving the cache (the file
+    /// closes once no request holds the pool any more).
     pub tenant_closes: Counter,
     /// Tenant files created (provisioning).
     pub tenant_provisions: Counter,

@@ -109,13 +109,7 @@ fn write_batch(
             } => {
                 for id in &whatsapp_ids {
                     if let Some(message) = store::apply_receipt(tx, id, status)? {
-                        let data = EventData::chat(Some(message), None);
-                        published.push(events::append(
-                            tx,
-                            EventKind::MessageStatus,
-                            data,
-                            retention,
-                        )?);
+                        published.push(events::append_message_status(tx, message, retention)?);
                     }
                 }
             }

@@ -23,7 +23,7 @@ use super::store;
 use crate::app::AppState;
 use crate::db::Db;
 use crate::error::ApiError;
-use crate::events::{self, EventData, EventKind};
+use crate::events;
 use crate::ids::TenantId;
 use crate::whatsapp::SendError;
 
@@ -169,13 +169,7 @@ async fn settle(
             for (id, outcome) in &outcomes {
                 let outcome = outcome.as_deref().map_err(String::as_str);
                 if let Some(message) = store::settle(tx, *id, outcome)? {
-                    let data = EventData::chat(Some(message), None);
-                    published.push(events::append(
-                        tx,
-                        EventKind::MessageStatus,
-                        data,
-                        retention,
-                    )?);
+                    published.push(events::append_message_status(tx, message, retention)?);
                 }
             }
             Ok(published)
