@@ -138,6 +138,7 @@ pub struct Event {
     pub seq: i64,
     #[serde(rename = "type")]
     pub kind: EventKind,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
     #[serde(flatten)]
     pub data: EventData,

@@ -15,6 +15,7 @@
 //! - [`tenancy`]: the master registry and the per-tenant files.
 //! - [`auth`]: passwords, tokens, rate limits, the extractors; [`team`]: team management.
 //! - [`db`]: pragmas, pools, migrations, the blocking helper. [`error`]: `ApiError`.
+//! - [`time`]: timestamps in JSON without `fmt` (hot response types).
 //! - See `docs/ARCHITECTURE.md` for the invariants.
 
 pub mod app;
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod realtime;
 pub mod team;
 pub mod tenancy;
+pub mod time;
 pub mod whatsapp;
 
 pub use app::{AppState, Application};

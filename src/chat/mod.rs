@@ -35,8 +35,10 @@ pub struct Conversation {
     #[schema(example = "whatsapp")]
     pub platform: String,
     pub last_message: Option<String>,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub last_message_at: Option<DateTime<Utc>>,
     pub unread_count: i64,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -78,6 +80,7 @@ pub struct Message {
     pub whatsapp_id: Option<String>,
     /// The team member who sent an agent message from AEZEN.
     pub author_id: Option<Uuid>,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -13,8 +13,8 @@ const CONVERSATION_COLUMNS: &str = "id, contact_name, contact_number, platform, 
      last_message_at, unread_count, created_at, activity_at";
 
 fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    let text: String = row.get(idx)?;
-    Uuid::parse_str(&text).map_err(|e| {
+    let text = row.get_ref(idx)?.as_str()?;
+    Uuid::parse_str(text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
     })
 }
