@@ -68,7 +68,8 @@ fn main() -> anyhow::Result<()> {
             let [dir, n] = &args[1..] else {
                 bail!("--conn-memory <tenants-dir> <n>");
             };
-            println!("{}", connection_memory(Path::new(dir), n.parse()?)?);
+            let cost = connection_memory(Path::new(dir), n.parse()?)?;
+            println!("{} {} {}", cost.kib, cost.open_us, cost.close_us);
             Ok(())
         }
         // `cargo bench` passes `--bench`; `cargo test --benches` runs this binary without it,
@@ -2547,13 +2548,21 @@ async fn many_tenant_rows(
             .arg(&tenants_dir)
             .arg("200")
             .output()?;
-        let per: f64 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(f64::NAN);
+        let figures: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(f64::NAN))
+            .collect();
+        let figure = |i: usize| figures.get(i).copied().unwrap_or(f64::NAN);
         report.detail(format!(
-            "row 5: one open tenant connection (the app's pragmas, one 50-item page read) costs {per:.0} KiB of RSS \
-             (measured in a fresh process over 200 connections); the server keeps 1 to 4 per cached tenant"
+            "row 5: one open tenant connection (the app's pragmas, one 50-item page read) costs {:.0} KiB of RSS \
+             (measured in a fresh process over 200 connections); the server keeps 1 to 4 per cached tenant",
+            figure(0)
+        ));
+        report.detail(format!(
+            "row 5: bare rusqlite, same process, one thread: opening a tenant file with the app's pragmas and reading \
+             one 50-item page takes {:.0} µs, closing it {:.0} µs (the SQLite floor under each uncached request)",
+            figure(1),
+            figure(2)
         ));
     }
     let fds_start = server.open_files();
@@ -2737,9 +2746,19 @@ async fn many_tenant_rows(
     Ok(())
 }
 
-/// RSS (KiB) that one open tenant connection costs: `n` connections opened with the app's
-/// pragmas, each reading one conversation page (run in a fresh child: `--conn-memory`).
-fn connection_memory(tenants_dir: &Path, n: usize) -> anyhow::Result<f64> {
+/// What one tenant connection costs in bare rusqlite, outside the server.
+struct ConnectionCost {
+    /// RSS while open.
+    kib: f64,
+    /// Open with the app's pragmas (this reads the schema) and read one conversation page.
+    open_us: f64,
+    /// Close.
+    close_us: f64,
+}
+
+/// `n` connections opened one after another with the app's pragmas, each reading one
+/// conversation page, then closed (run in a fresh child: `--conn-memory`).
+fn connection_memory(tenants_dir: &Path, n: usize) -> anyhow::Result<ConnectionCost> {
     let files: Vec<PathBuf> = std::fs::read_dir(tenants_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "db"))
@@ -2747,6 +2766,7 @@ fn connection_memory(tenants_dir: &Path, n: usize) -> anyhow::Result<f64> {
         .collect();
     let (before, _) = proc_memory(std::process::id());
     let mut open = Vec::with_capacity(files.len());
+    let opening = Instant::now();
     for file in &files {
         let conn = aezen::db::open_connection(file, Durability::Normal, false)?;
         let rows: Vec<String> = conn
@@ -2757,9 +2777,17 @@ fn connection_memory(tenants_dir: &Path, n: usize) -> anyhow::Result<f64> {
             .collect::<rusqlite::Result<_>>()?;
         open.push((conn, rows));
     }
+    let opened = opening.elapsed();
     let (after, _) = proc_memory(std::process::id());
+    let closing = Instant::now();
     drop(open);
-    Ok(after.saturating_sub(before) as f64 / files.len().max(1) as f64)
+    let closed = closing.elapsed();
+    let count = files.len().max(1) as f64;
+    Ok(ConnectionCost {
+        kib: after.saturating_sub(before) as f64 / count,
+        open_us: opened.as_secs_f64() * 1e6 / count,
+        close_us: closed.as_secs_f64() * 1e6 / count,
+    })
 }
 
 /// Row 8: the idle whatsapp-rust client per tenant, measured in a fresh child

@@ -218,13 +218,13 @@ fn build_state(
     );
     let sessions = Sessions::new(config.sessions_dir.clone());
     let app = Arc::new_cyclic(|app: &Weak<App>| {
-        // Opening a tenant resumes its outbox: after a restart, queued messages go out on
-        // the tenant's first use.
+        // The first open of a tenant resumes its outbox: after a restart, queued messages go
+        // out on the tenant's first use.
         let app = app.clone();
         let on_open = Box::new(move |tenant| {
             if let Some(app) = app.upgrade() {
                 let state = AppState(app);
-                state.outbox.kick(&state, tenant);
+                state.outbox.resume(&state, tenant);
             }
         });
         App {

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use r2d2::Pool;
@@ -26,6 +27,10 @@ use crate::error::ApiError;
 pub struct Db {
     pool: Pool<SqliteConnectionManager>,
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// Whether the write-ahead log may hold frames that are not in the file yet: set by every
+    /// [`Db::write`] and by [`Db::mark_logged`]. A pool that was only read needs no
+    /// checkpoint when it closes.
+    logged: Arc<AtomicBool>,
 }
 
 /// How durable commits are: FULL for the master registry, NORMAL for tenant files.
@@ -63,6 +68,7 @@ impl Db {
         // Owned, and moved into the blocking closure: if the caller is cancelled, the turn
         // is still held until the transaction has ended.
         let turn = Arc::clone(&self.writer).lock_owned().await;
+        self.logged.store(true, Ordering::Relaxed);
         self.run(move |conn| {
             let _turn = turn;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -77,12 +83,21 @@ impl Db {
     /// (blocking) thread. Returns `false` if a reader or writer still using the file kept it
     /// from completing (the log then holds committed data until the next checkpoint).
     pub fn checkpoint_blocking(&self) -> Result<bool, ApiError> {
+        if !self.logged.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
         // Never wait for a connection: if all of them are out, the file is in use.
         let Some(conn) = self.pool.try_get() else {
             return Ok(false);
         };
         let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
         Ok(busy == 0)
+    }
+
+    /// Records that the write-ahead log may hold frames from outside [`Db::write`] (written
+    /// at open, or left by an earlier open), so that closing checkpoints it.
+    pub fn mark_logged(&self) {
+        self.logged.store(true, Ordering::Relaxed);
     }
 
     /// Like [`Db::run`], for callers already on a blocking thread.
@@ -159,6 +174,7 @@ pub fn open_pool(
     Ok(Db {
         pool,
         writer: Arc::default(),
+        logged: Arc::default(),
     })
 }
 
@@ -198,17 +214,32 @@ pub enum Migrated {
     Applied,
 }
 
-/// Brings `conn` to the newest schema of `runner`, all or nothing.
+/// A set of embedded migrations and the newest version among them, read once.
+pub struct Schema {
+    latest: i64,
+    runner: fn() -> refinery::Runner,
+}
+
+impl Schema {
+    /// `runner` is refinery's `embedded::migrations::runner`. Building it parses every
+    /// migration, so it is called here once and again only when a file needs migrating.
+    pub fn new(runner: fn() -> refinery::Runner) -> Self {
+        let latest = runner()
+            .get_migrations()
+            .iter()
+            .map(|m| i64::from(m.version()))
+            .max()
+            .unwrap_or(0);
+        Self { latest, runner }
+    }
+}
+
+/// Brings `conn` to the newest version of `schema`, all or nothing.
 ///
 /// `PRAGMA user_version` records the last applied version, so an up-to-date file costs one
 /// pragma read instead of a scan of refinery's history table; a newer file is refused.
-pub fn migrate(conn: &mut Connection, runner: refinery::Runner) -> Result<Migrated, MigrateError> {
-    let expected = runner
-        .get_migrations()
-        .iter()
-        .map(|m| i64::from(m.version()))
-        .max()
-        .unwrap_or(0);
+pub fn migrate(conn: &mut Connection, schema: &Schema) -> Result<Migrated, MigrateError> {
+    let expected = schema.latest;
     let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if found == expected {
         return Ok(Migrated::UpToDate);
@@ -216,7 +247,7 @@ pub fn migrate(conn: &mut Connection, runner: refinery::Runner) -> Result<Migrat
     if found > expected {
         return Err(MigrateError::NewerThanBinary { found, expected });
     }
-    runner
+    (schema.runner)()
         .set_grouped(true)
         .set_abort_divergent(true)
         .set_abort_missing(true)

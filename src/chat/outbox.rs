@@ -4,13 +4,13 @@
 //! A sent message is first stored as `pending` (that is what the API acknowledges); the outbox
 //! then sends it and records `sent` with WhatsApp's id, or `failed` with the reason. While a
 //! tenant's session is down, its messages stay `pending`: the outbox is kicked again when the
-//! session connects and whenever the tenant's database is opened (so after a restart the
-//! queue resumes on the tenant's first use). Nothing accepted is lost: the queue *is* the
+//! session connects and the first time the tenant's database is opened in this process (so
+//! after a restart the queue resumes on the tenant's first use). Nothing accepted is lost: the queue *is* the
 //! `message` table.
 //!
 //! One worker task per tenant with work; it exits after a quiet spell.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +37,8 @@ const SETTLE_EVERY: Duration = Duration::from_millis(50);
 #[derive(Default)]
 pub struct Outbox {
     workers: Mutex<HashMap<TenantId, Worker>>,
+    /// Tenants whose queue was resumed since start-up (see [`Outbox::resume`]).
+    resumed: Mutex<HashSet<TenantId>>,
 }
 
 struct Worker {
@@ -48,6 +50,20 @@ struct Worker {
 }
 
 impl Outbox {
+    /// Kicks `tenant`'s queue the first time its database opens in this process: messages
+    /// left `pending` by an earlier run go out. Later opens need no kick, since everything
+    /// that queues a message in this process (a send, a session connecting) kicks it.
+    pub fn resume(&self, state: &AppState, tenant: TenantId) {
+        let first = self
+            .resumed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(tenant);
+        if first {
+            self.kick(state, tenant);
+        }
+    }
+
     /// Makes sure `tenant`'s queue is drained soon. Cheap; callable from any thread inside
     /// the runtime.
     pub fn kick(&self, state: &AppState, tenant: TenantId) {

@@ -25,7 +25,9 @@ mod embedded {
 /// Opens (creating on first run) and migrates the master registry.
 pub fn open_master(path: &Path) -> anyhow::Result<Db> {
     let mut conn = db::open_connection(path, Durability::Full, true)?;
-    if db::migrate(&mut conn, embedded::migrations::runner())? == db::Migrated::Applied {
+    if db::migrate(&mut conn, &db::Schema::new(embedded::migrations::runner))?
+        == db::Migrated::Applied
+    {
         tracing::info!(path = %path.display(), "master registry migrated");
     }
     drop(conn);

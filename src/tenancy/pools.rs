@@ -54,6 +54,7 @@ struct Inner {
     master: Db,
     tenants_dir: PathBuf,
     connections_per_tenant: u32,
+    schema: db::Schema,
     threads: Arc<ScheduledThreadPool>,
     metrics: Metrics,
     on_open: OnOpen,
@@ -88,6 +89,7 @@ impl TenantPools {
                 master,
                 tenants_dir,
                 connections_per_tenant: settings.connections_per_tenant,
+                schema: db::Schema::new(embedded::migrations::runner),
                 threads: Arc::new(
                     ScheduledThreadPool::builder()
                         .num_threads(2)
@@ -231,6 +233,13 @@ impl Inner {
             ApiError::tenant_unavailable()
         })?;
         db.run_blocking(|conn| self.check_and_migrate(conn, &record))?;
+        // After the checks, which may have written: a log that is not empty now (from them, from
+        // provisioning, or from an earlier open whose closing checkpoint could not finish)
+        // is emptied when this pool closes.
+        let wal = path.with_extension("db-wal");
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            db.mark_logged();
+        }
         self.metrics.tenant_opens.inc();
         (self.on_open)(tenant);
         Ok(db)
@@ -257,7 +266,7 @@ impl Inner {
         record: &TenantRecord,
     ) -> Result<(), ApiError> {
         let tenant = record.tenant.id;
-        let migrated = db::migrate(conn, embedded::migrations::runner()).map_err(|e| {
+        let migrated = db::migrate(conn, &self.schema).map_err(|e| {
             tracing::error!(tenant = %tenant, error = %e, "tenant database cannot be migrated");
             ApiError::tenant_unavailable()
         })?;
