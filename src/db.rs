@@ -150,11 +150,14 @@ fn init_connection(conn: &mut Connection, durability: Durability) -> rusqlite::R
     Ok(())
 }
 
-/// Opens (never creates) a pool on an existing file.
+/// Opens (never creates) a pool on an existing file, with one connection; more are opened
+/// only when every open connection is busy.
 ///
-/// `min_idle = 1` keeps one warm connection per open tenant and makes `build` prove the file
-/// opens. The reaper thread pool is shared by every pool: r2d2 would otherwise start three
-/// threads per pool.
+/// `min_idle = 0`: with a minimum, r2d2 opens a replacement in the background each time a
+/// checkout takes the last idle connection, so a tenant opened for one request paid for two
+/// or three SQLite opens (and closes). The checkout test is off: it ran an empty statement on
+/// every checkout and r2d2_sqlite never reports a connection broken. The reaper thread pool
+/// is shared by every pool: r2d2 would otherwise start three threads per pool.
 pub fn open_pool(
     path: &Path,
     durability: Durability,
@@ -166,11 +169,14 @@ pub fn open_pool(
         .with_init(move |conn| init_connection(conn, durability));
     let pool = Pool::builder()
         .max_size(max_size)
-        .min_idle(Some(1))
+        .min_idle(Some(0))
+        .test_on_check_out(false)
         .idle_timeout(Some(Duration::from_secs(300)))
         .connection_timeout(Duration::from_secs(10))
         .thread_pool(threads)
         .build(manager)?;
+    // Proves the file opens; the connection stays idle for the first request.
+    drop(pool.get()?);
     Ok(Db {
         pool,
         writer: Arc::default(),
