@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use aezen::auth::users::{self, Role, User};
 use aezen::chat::ingest::Ingested;
 use aezen::config::Config;
-use aezen::db::Durability;
+use aezen::db::{Durability, FileLock};
 use aezen::error::ApiError;
 use aezen::ids::{TenantId, UserId};
 use aezen::tenancy::{DbName, Tenant, registry};
@@ -1142,10 +1142,11 @@ const TENANT_SCHEMA: [&str; 2] = [
     include_str!("../migrations/tenant/V2__chat.sql"),
 ];
 
-/// A tenant-shaped file with the application's pragmas (`aezen::db::open_connection`) and
-/// schema, and `conversations` conversations.
+/// A tenant-shaped file opened as the server opens one (`aezen::db::open_connection`: its
+/// pragmas, its default `FileLock::Exclusive`), with its
+/// schema and `conversations` conversations.
 fn bare_file(path: &Path, conversations: usize) -> anyhow::Result<(Connection, Vec<String>)> {
-    let conn = aezen::db::open_connection(path, Durability::Normal, true)?;
+    let conn = aezen::db::open_connection(path, Durability::Normal, FileLock::Exclusive, true)?;
     for sql in TENANT_SCHEMA {
         conn.execute_batch(sql)?;
     }
@@ -2541,30 +2542,6 @@ async fn many_tenant_rows(
     ));
     wait_idle(&server, Duration::from_secs(30)).await;
     let (rss_start, _) = server.memory();
-    if options.wants(5) {
-        let tenants_dir = root.join("data").join("tenants");
-        let out = Command::new(std::env::current_exe()?)
-            .arg("--conn-memory")
-            .arg(&tenants_dir)
-            .arg("200")
-            .output()?;
-        let figures: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(f64::NAN))
-            .collect();
-        let figure = |i: usize| figures.get(i).copied().unwrap_or(f64::NAN);
-        report.detail(format!(
-            "row 5: one open tenant connection (the app's pragmas, one 50-item page read) costs {:.0} KiB of RSS \
-             (measured in a fresh process over 200 connections); the server keeps 1 to 4 per cached tenant",
-            figure(0)
-        ));
-        report.detail(format!(
-            "row 5: bare rusqlite, same process, one thread: opening a tenant file with the app's pragmas and reading \
-             one 50-item page takes {:.0} µs, closing it {:.0} µs (the SQLite floor under each uncached request)",
-            figure(1),
-            figure(2)
-        ));
-    }
     let fds_start = server.open_files();
 
     if options.wants(4) {
@@ -2743,6 +2720,32 @@ async fn many_tenant_rows(
     }
     let log = server.stop();
     log_detail(report, "many-tenant server", &log);
+    // After the server has stopped: with its default file lock, the files it had open were
+    // closed to other processes until then.
+    if options.wants(5) {
+        let tenants_dir = root.join("data").join("tenants");
+        let out = Command::new(std::env::current_exe()?)
+            .arg("--conn-memory")
+            .arg(&tenants_dir)
+            .arg("200")
+            .output()?;
+        let figures: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(f64::NAN))
+            .collect();
+        let figure = |i: usize| figures.get(i).copied().unwrap_or(f64::NAN);
+        report.detail(format!(
+            "row 5: one open tenant connection (the app's pragmas, one 50-item page read) costs {:.0} KiB of RSS \
+             (measured in a fresh process over 200 connections); the server keeps 1 to 4 per cached tenant",
+            figure(0)
+        ));
+        report.detail(format!(
+            "row 5: bare rusqlite, same process, one thread: opening a tenant file with the app's pragmas and reading \
+             one 50-item page takes {:.0} µs, closing it {:.0} µs (the SQLite floor under each uncached request)",
+            figure(1),
+            figure(2)
+        ));
+    }
     Ok(())
 }
 
@@ -2768,7 +2771,8 @@ fn connection_memory(tenants_dir: &Path, n: usize) -> anyhow::Result<ConnectionC
     let mut open = Vec::with_capacity(files.len());
     let opening = Instant::now();
     for file in &files {
-        let conn = aezen::db::open_connection(file, Durability::Normal, false)?;
+        let conn =
+            aezen::db::open_connection(file, Durability::Normal, FileLock::Exclusive, false)?;
         let rows: Vec<String> = conn
             .prepare(&format!(
                 "SELECT {CONVERSATION_COLUMNS} FROM conversation ORDER BY activity_at DESC, id DESC LIMIT 50"

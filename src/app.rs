@@ -235,6 +235,7 @@ fn build_state(
                     capacity,
                     idle: Duration::from_secs(config.tenant_idle_secs),
                     connections_per_tenant: config.tenant_pool_size.max(1),
+                    file_lock: config.tenant_file_lock,
                 },
                 metrics.clone(),
                 on_open,

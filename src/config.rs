@@ -43,6 +43,17 @@ pub struct Config {
     #[arg(long, env = "AEZEN_TENANT_POOL_SIZE", default_value_t = 4)]
     pub tenant_pool_size: u32,
 
+    /// Who may open a tenant file while the server has it open: `exclusive` (this process
+    /// only; cheaper opens, see docs/PERFORMANCE.md) or `shared` (an outside `sqlite3` may
+    /// too, e.g. for a live `.backup`). Files the server has closed are always open to all.
+    #[arg(
+        long,
+        env = "AEZEN_TENANT_FILE_LOCK",
+        value_enum,
+        default_value = "exclusive"
+    )]
+    pub tenant_file_lock: crate::db::FileLock,
+
     /// Most threads running blocking work (SQLite queries, password hashing) at once; further
     /// work queues. A few per core keep the CPU busy without the context switches and lock
     /// contention of hundreds of threads (measured: docs/PERFORMANCE.md).

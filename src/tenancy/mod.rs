@@ -16,7 +16,7 @@ use scheduled_thread_pool::ScheduledThreadPool;
 pub use pools::{PoolSettings, TenantPools};
 pub use registry::{DbName, Tenant};
 
-use crate::db::{self, Db, Durability};
+use crate::db::{self, Db, Durability, FileLock};
 
 mod embedded {
     refinery::embed_migrations!("migrations/master");
@@ -24,7 +24,7 @@ mod embedded {
 
 /// Opens (creating on first run) and migrates the master registry.
 pub fn open_master(path: &Path) -> anyhow::Result<Db> {
-    let mut conn = db::open_connection(path, Durability::Full, true)?;
+    let mut conn = db::open_connection(path, Durability::Full, FileLock::Shared, true)?;
     if db::migrate(&mut conn, &db::Schema::new(embedded::migrations::runner))?
         == db::Migrated::Applied
     {
@@ -37,5 +37,11 @@ pub fn open_master(path: &Path) -> anyhow::Result<Db> {
             .thread_name_pattern("sqlite-master-{}")
             .build(),
     );
-    Ok(db::open_pool(path, Durability::Full, 8, threads)?)
+    Ok(db::open_pool(
+        path,
+        Durability::Full,
+        FileLock::Shared,
+        8,
+        threads,
+    )?)
 }

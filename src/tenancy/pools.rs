@@ -26,7 +26,7 @@ use moka::sync::Cache;
 use rusqlite::{Connection, OptionalExtension};
 use scheduled_thread_pool::ScheduledThreadPool;
 
-use crate::db::{self, Db, Durability, Migrated};
+use crate::db::{self, Db, Durability, FileLock, Migrated};
 use crate::error::ApiError;
 use crate::ids::TenantId;
 use crate::metrics::Metrics;
@@ -42,6 +42,7 @@ pub struct PoolSettings {
     pub capacity: u64,
     pub idle: Duration,
     pub connections_per_tenant: u32,
+    pub file_lock: FileLock,
 }
 
 #[derive(Clone)]
@@ -54,6 +55,7 @@ struct Inner {
     master: Db,
     tenants_dir: PathBuf,
     connections_per_tenant: u32,
+    file_lock: FileLock,
     schema: db::Schema,
     threads: Arc<ScheduledThreadPool>,
     metrics: Metrics,
@@ -89,6 +91,7 @@ impl TenantPools {
                 master,
                 tenants_dir,
                 connections_per_tenant: settings.connections_per_tenant,
+                file_lock: settings.file_lock,
                 schema: db::Schema::new(embedded::migrations::runner),
                 threads: Arc::new(
                     ScheduledThreadPool::builder()
@@ -225,6 +228,7 @@ impl Inner {
         let db = db::open_pool(
             &path,
             Durability::Normal,
+            self.file_lock,
             self.connections_per_tenant,
             Arc::clone(&self.threads),
         )
@@ -250,7 +254,7 @@ impl Inner {
     fn provision(&self, record: &TenantRecord, path: &Path) -> Result<(), ApiError> {
         let tenant = record.tenant.id;
         if !path.exists() {
-            let mut conn = db::open_connection(path, Durability::Normal, true)
+            let mut conn = db::open_connection(path, Durability::Normal, self.file_lock, true)
                 .map_err(|e| ApiError::internal("create tenant file", e))?;
             self.check_and_migrate(&mut conn, record)?;
             tracing::info!(tenant = %tenant, path = %path.display(), "tenant database created");

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use aezen::db::FileLock;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -234,4 +235,80 @@ async fn a_tenant_that_leaves_the_cache_is_one_complete_file() {
     let (status, page) = app.get("/api/conversations?limit=100", &owner.token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["items"].as_array().unwrap().len(), 20);
+}
+
+/// Whether a process other than the server can read `file` now (run as a child: the test
+/// binary itself, on [`outside_process_probe`]).
+fn readable_from_another_process(file: &std::path::Path) -> Result<i64, String> {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tenancy::outside_process_probe",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("AEZEN_PROBE_DB", file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PROBE "))
+        .unwrap_or_else(|| panic!("the probe reported nothing: {stdout}"));
+    match line.strip_prefix("ok ") {
+        Some(count) => Ok(count.parse().unwrap()),
+        None => Err(line.to_owned()),
+    }
+}
+
+/// Not a test of its own: the other process of [`readable_from_another_process`]. Opens the
+/// file as an outside `sqlite3` would (read-write, default VFS, no busy timeout) and counts
+/// conversations.
+#[test]
+#[ignore = "run as a child process by tenant_file_lock_decides_who_else_may_open_an_open_tenant"]
+fn outside_process_probe() {
+    let Some(path) = std::env::var_os("AEZEN_PROBE_DB") else {
+        return;
+    };
+    let counted =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|conn| {
+                conn.query_row("SELECT count(*) FROM conversation", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            });
+    match counted {
+        Ok(n) => println!("PROBE ok {n}"),
+        Err(err) => println!("PROBE {err}"),
+    }
+}
+
+#[tokio::test]
+async fn tenant_file_lock_decides_who_else_may_open_an_open_tenant() {
+    for lock in [FileLock::Exclusive, FileLock::Shared] {
+        let app = spawn_app_with(|c| c.tenant_file_lock = lock).await;
+        let owner = app.register("Locked").await;
+        let (status, body) = app
+            .incoming(
+                &owner,
+                json!({"from": "+62 812 0000 0001", "content": "hi"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let file = app.tenant_files()[0].clone();
+
+        let outside = readable_from_another_process(&file);
+        match lock {
+            FileLock::Exclusive => {
+                let err = outside.expect_err("an open tenant file is the server's alone");
+                assert!(err.contains("locked"), "{err}");
+                // Only the write-ahead log's index in memory: no -shm file beside it.
+                assert!(!file.with_extension("db-shm").exists());
+            }
+            FileLock::Shared => assert_eq!(outside, Ok(1)),
+        }
+        // Once the server has closed it, the file is anyone's, with everything in it.
+        let (_root, _) = app.stop().await;
+        assert_eq!(readable_from_another_process(&file), Ok(1), "{lock:?}");
+    }
 }
