@@ -205,22 +205,31 @@ pub struct ApiJson<T>(pub T);
 
 /// Initial size of a JSON response body. axum's `Json` starts at 128 bytes, and a 50-item
 /// page (~15 KiB) then took seven reallocations and copies; one 16 KiB block is cheaper.
-const JSON_BODY_CAPACITY: usize = 16 * 1024;
+pub const JSON_BODY_CAPACITY: usize = 16 * 1024;
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         let mut body = Vec::with_capacity(JSON_BODY_CAPACITY);
         match serde_json::to_writer(&mut body, &self.0) {
-            Ok(()) => (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                body,
-            )
-                .into_response(),
+            Ok(()) => JsonBytes(body).into_response(),
             Err(err) => ApiError::internal("serialize response", err).into_response(),
         }
+    }
+}
+
+/// A JSON response body already written, by a handler that serializes as it reads.
+pub struct JsonBytes(pub Vec<u8>);
+
+impl IntoResponse for JsonBytes {
+    fn into_response(self) -> Response {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
     }
 }
 

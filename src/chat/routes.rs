@@ -18,7 +18,9 @@ use super::{
 use crate::app::AppState;
 use crate::auth::TenantScope;
 use crate::auth::users::normalize_name;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
+use crate::error::{
+    ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, JSON_BODY_CAPACITY, JsonBytes,
+};
 use crate::events::{self, Event, EventData, EventKind, Retention};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -83,7 +85,7 @@ pub struct ConversationPage {
 async fn list_conversations(
     scope: TenantScope,
     ApiQuery(query): ApiQuery<ConversationQuery>,
-) -> ApiResult<ApiJson<ConversationPage>> {
+) -> ApiResult<JsonBytes> {
     let limit = page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let cursor = query
         .cursor
@@ -94,21 +96,16 @@ async fn list_conversations(
         q: query.q,
         unread_only: query.unread.unwrap_or(false),
     };
-    let (items, next) = scope
+    // The page is written as a `ConversationPage` while the rows are read.
+    let body = scope
         .db
         .run(move |conn| {
-            Ok(store::list_conversations(
-                conn,
-                &filter,
-                cursor.as_ref(),
-                limit,
-            )?)
+            let mut body = Vec::with_capacity(JSON_BODY_CAPACITY);
+            store::write_conversation_page(conn, &filter, cursor.as_ref(), limit, &mut body)?;
+            Ok(body)
         })
         .await?;
-    Ok(ApiJson(ConversationPage {
-        items,
-        next_cursor: next.map(|c| c.encode()),
-    }))
+    Ok(JsonBytes(body))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
