@@ -135,8 +135,15 @@ fn open_target(path: &Path, lock: FileLock) -> (PathBuf, OpenFlags) {
         FileLock::Exclusive => {
             use std::fmt::Write;
             use std::os::unix::ffi::OsStrExt;
-            let mut uri = String::from("file:");
-            for &byte in path.as_os_str().as_bytes() {
+            // `file:///abs` (empty authority): after `file:`, a path that starts with `//`
+            // would otherwise be read as a host name.
+            let bytes = path.as_os_str().as_bytes();
+            let mut uri = String::from(if bytes.starts_with(b"/") {
+                "file://"
+            } else {
+                "file:"
+            });
+            for &byte in bytes {
                 if byte.is_ascii_alphanumeric() || b"/._-~".contains(&byte) {
                     uri.push(char::from(byte));
                 } else {
@@ -300,4 +307,40 @@ pub fn migrate(conn: &mut Connection, schema: &Schema) -> Result<Migrated, Migra
         .run(conn)?;
     conn.pragma_update(None, "user_version", expected)?;
     Ok(Migrated::Applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exclusive_file_opens_at_exactly_its_path_whatever_the_characters() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data 100% ?#&=ü").join("tenants");
+        std::fs::create_dir_all(&dir).unwrap();
+        for path in [
+            dir.join("a.db"),
+            PathBuf::from(format!("/{}", dir.join("b.db").display())),
+        ] {
+            let conn =
+                open_connection(&path, Durability::Normal, FileLock::Exclusive, true).unwrap();
+            conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+                .unwrap();
+            drop(conn);
+            // The file SQLite wrote is the one at `path`, and it reopens (without create).
+            assert!(path.exists(), "{}", path.display());
+            let conn =
+                open_connection(&path, Durability::Normal, FileLock::Exclusive, false).unwrap();
+            let x: i64 = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+            assert_eq!(x, 1);
+        }
+        // Both landed in `dir`, named as asked.
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".db"))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.db", "b.db"]);
+    }
 }
