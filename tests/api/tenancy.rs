@@ -271,7 +271,7 @@ fn outside_process_probe() {
         return;
     };
     let counted =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
             .and_then(|conn| {
                 conn.query_row("SELECT count(*) FROM conversation", [], |r| {
                     r.get::<_, i64>(0)
