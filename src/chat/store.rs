@@ -78,6 +78,14 @@ pub struct ConversationCursor {
 }
 
 impl ConversationCursor {
+    /// The list position of a row of [`CONVERSATION_COLUMNS`].
+    fn of_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            activity_at: row.get(8)?,
+            id: uuid_col(row, 0)?,
+        })
+    }
+
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(format!("c:{}:{}", self.activity_at, self.id))
     }
@@ -157,26 +165,18 @@ struct ConversationRow<'a> {
 }
 
 impl<'a> ConversationRow<'a> {
-    /// The row (of [`CONVERSATION_COLUMNS`]) and its list position.
-    fn read(row: &'a Row<'_>) -> rusqlite::Result<(Self, ConversationCursor)> {
-        let id = text(row, 0)?;
-        let cursor = ConversationCursor {
-            activity_at: row.get(8)?,
-            id: uuid_col(row, 0)?,
-        };
-        Ok((
-            Self {
-                id,
-                contact_name: text_opt(row, 1)?,
-                contact_number: text(row, 2)?,
-                platform: text(row, 3)?,
-                last_message: text_opt(row, 4)?,
-                last_message_at: row.get::<_, Option<i64>>(5)?.map(from_millis),
-                unread_count: row.get(6)?,
-                created_at: from_millis(row.get(7)?),
-            },
-            cursor,
-        ))
+    /// The row, of [`CONVERSATION_COLUMNS`].
+    fn read(row: &'a Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: text(row, 0)?,
+            contact_name: text_opt(row, 1)?,
+            contact_number: text(row, 2)?,
+            platform: text(row, 3)?,
+            last_message: text_opt(row, 4)?,
+            last_message_at: row.get::<_, Option<i64>>(5)?.map(from_millis),
+            unread_count: row.get(6)?,
+            created_at: from_millis(row.get(7)?),
+        })
     }
 }
 
@@ -222,21 +222,24 @@ pub fn write_conversation_page(
     ])?;
     let json = |e| ApiError::internal("serialize conversation page", e);
     body.extend_from_slice(br#"{"items":["#);
-    let (mut served, mut last, mut more) = (0, None, false);
+    // The cursor is read from the page's last row only, and served only if a row follows it.
+    let (mut served, mut last, mut next) = (0, None, None);
     while let Some(row) = rows.next()? {
         if served == limit {
-            more = true;
+            next = last.take();
             break;
         }
-        let (item, cursor) = ConversationRow::read(row)?;
         if served > 0 {
             body.push(b',');
         }
-        serde_json::to_writer(&mut *body, &item).map_err(json)?;
-        (served, last) = (served + 1, Some(cursor));
+        serde_json::to_writer(&mut *body, &ConversationRow::read(row)?).map_err(json)?;
+        served += 1;
+        if served == limit {
+            last = Some(ConversationCursor::of_row(row)?);
+        }
     }
     body.extend_from_slice(br#"],"nextCursor":"#);
-    match last.filter(|_| more) {
+    match next {
         Some(cursor) => serde_json::to_writer(&mut *body, &cursor.encode()).map_err(json)?,
         None => body.extend_from_slice(b"null"),
     }
