@@ -9,6 +9,8 @@
 //! cargo bench --bench aezen -- --rows 1,5  # only some rows (their set-up runs as needed)
 //! AEZEN_BENCH_PERF=/tmp/perf cargo bench --bench aezen -- --quick --rows 1,2,5
 //!                     # plus a 5 s `perf record` pass of the server after rows 1, 2 and 5
+//! AEZEN_BENCH_KEEP=1 cargo bench --bench aezen -- --rows 6
+//!                     # keeps the temp dir (its path is printed) to start a server on by hand
 //! ```
 //!
 //! Without `--bench` (which `cargo bench` passes) it does nothing, so `cargo test --benches`
@@ -344,7 +346,19 @@ impl Proc {
         let port_str = port_file.to_str().context("utf-8 path")?;
         // The port file is always the mode's first argument.
         full.insert(1.min(full.len()), port_str);
-        let child = Command::new(std::env::current_exe()?)
+        // AEZEN_BENCH_WRAP="heaptrack -o /tmp/ht": run the children under a tool (their
+        // pid is then the tool's, so the table's process figures are the tool's).
+        let wrap = std::env::var("AEZEN_BENCH_WRAP").unwrap_or_default();
+        let mut wrap = wrap.split_whitespace();
+        let mut command = match wrap.next() {
+            Some(tool) => {
+                let mut c = Command::new(tool);
+                c.args(wrap).arg(std::env::current_exe()?);
+                c
+            }
+            None => Command::new(std::env::current_exe()?),
+        };
+        let child = command
             .args(&full)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1833,6 +1847,9 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         real_client_memory_row(&scale, tmp.path(), &mut report)?;
     }
     report.print(&options, started);
+    if std::env::var_os("AEZEN_BENCH_KEEP").is_some() {
+        step(&format!("kept {}", tmp.keep().display()));
+    }
     Ok(())
 }
 

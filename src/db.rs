@@ -25,13 +25,17 @@ use crate::error::ApiError;
 /// busy handler, whose sleeps (1, 2, 5, 10 … ms) made the send p99 several times longer.
 #[derive(Clone)]
 pub struct Db {
-    pool: Pool<SqliteConnectionManager>,
+    pool: Pool<Manager>,
     writer: Arc<tokio::sync::Mutex<()>>,
     /// Whether the write-ahead log may hold frames that are not in the file yet: set by every
     /// [`Db::write`] and by [`Db::mark_logged`]. A pool that was only read needs no
     /// checkpoint when it closes.
     logged: Arc<AtomicBool>,
+    /// The connection the pool was opened with, until a checkout takes it ([`Manager`]).
+    seed: Seed,
 }
+
+type Seed = Arc<std::sync::Mutex<Option<Connection>>>;
 
 /// How durable commits are: FULL for the master registry, NORMAL for tenant files.
 #[derive(Debug, Clone, Copy)]
@@ -86,12 +90,24 @@ impl Db {
         if !self.logged.load(Ordering::Relaxed) {
             return Ok(true);
         }
-        // Never wait for a connection: if all of them are out, the file is in use.
-        let Some(conn) = self.pool.try_get() else {
-            return Ok(false);
+        let checkpoint = |conn: &Connection| -> Result<bool, ApiError> {
+            let busy: i64 =
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+            Ok(busy == 0)
         };
-        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
-        Ok(busy == 0)
+        // Never wait for a connection: if all of them are out, the file is in use.
+        if let Some(conn) = self.pool.try_get() {
+            return checkpoint(&conn);
+        }
+        // A pool that no checkout has used yet holds only its first connection.
+        let seed = self
+            .seed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match seed.as_ref() {
+            Some(conn) => checkpoint(conn),
+            None => Ok(false),
+        }
     }
 
     /// Records that the write-ahead log may hold frames from outside [`Db::write`] (written
@@ -193,8 +209,48 @@ fn init_connection(conn: &mut Connection, durability: Durability) -> rusqlite::R
     Ok(())
 }
 
+/// r2d2's connection manager for one file: [`SqliteConnectionManager`], plus at most one
+/// connection opened beforehand by the caller, which the pool's first checkout takes instead of
+/// opening another.
+///
+/// r2d2 opens every connection on its own thread pool while the caller waits. A tenant opened
+/// for a request is opened on the request's blocking thread instead, and the request is
+/// answered from that connection before the pool ever sees it (`TenantPools::run`): an
+/// uncached request then costs one hop to a blocking thread, not three.
+pub struct Manager {
+    files: SqliteConnectionManager,
+    seed: Seed,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> Result<Connection, rusqlite::Error> {
+        let seed = self
+            .seed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match seed {
+            Some(conn) => Ok(conn),
+            None => self.files.connect(),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
+        self.files.is_valid(conn)
+    }
+
+    fn has_broken(&self, conn: &mut Connection) -> bool {
+        self.files.has_broken(conn)
+    }
+}
+
 /// Opens (never creates) a pool on an existing file, with one connection; more are opened
-/// only when every open connection is busy.
+/// only when every open connection is busy. `first`, if given, is that connection, opened by
+/// the caller with [`open_connection`] on the same file and settings; otherwise the pool opens
+/// one here, to prove the file opens.
 ///
 /// `min_idle = 0`: with a minimum, r2d2 opens a replacement in the background each time a
 /// checkout takes the last idle connection, so a tenant opened for one request paid for two
@@ -207,11 +263,17 @@ pub fn open_pool(
     lock: FileLock,
     max_size: u32,
     threads: Arc<ScheduledThreadPool>,
+    first: Option<Connection>,
 ) -> Result<Db, r2d2::Error> {
     let (target, uri) = open_target(path, lock);
-    let manager = SqliteConnectionManager::file(target)
-        .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | uri)
-        .with_init(move |conn| init_connection(conn, durability));
+    let seeded = first.is_some();
+    let manager = Manager {
+        files: SqliteConnectionManager::file(target)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | uri)
+            .with_init(move |conn| init_connection(conn, durability)),
+        seed: Arc::new(std::sync::Mutex::new(first)),
+    };
+    let seed = Arc::clone(&manager.seed);
     let pool = Pool::builder()
         .max_size(max_size)
         .min_idle(Some(0))
@@ -219,13 +281,16 @@ pub fn open_pool(
         .idle_timeout(Some(Duration::from_secs(300)))
         .connection_timeout(Duration::from_secs(10))
         .thread_pool(threads)
-        .build(manager)?;
-    // Proves the file opens; the connection stays idle for the first request.
-    drop(pool.get()?);
+        .build_unchecked(manager);
+    if !seeded {
+        // Proves the file opens; the connection stays idle for the first request.
+        drop(pool.get()?);
+    }
     Ok(Db {
         pool,
         writer: Arc::default(),
         logged: Arc::default(),
+        seed,
     })
 }
 
@@ -284,6 +349,11 @@ impl Schema {
             .max()
             .unwrap_or(0);
         Self { latest, runner }
+    }
+
+    /// The newest version among the migrations: what `PRAGMA user_version` says once migrated.
+    pub fn latest(&self) -> i64 {
+        self.latest
     }
 }
 

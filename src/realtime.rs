@@ -24,6 +24,7 @@ use crate::auth::{CurrentUser, TenantScope};
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::events::Event;
 use crate::ids::{TenantId, UserId};
+use crate::tenancy::TenantDb;
 
 #[derive(Clone)]
 pub struct Realtime {
@@ -156,7 +157,7 @@ async fn send_message(
     caller: CurrentUser,
     req: SendMessage,
 ) -> Result<crate::chat::Message, ApiError> {
-    let db = state.tenants.get(caller.tenant_id()).await?;
+    let db = TenantDb::new(&state.tenants, caller.tenant_id());
     let scope = TenantScope { caller, db };
     crate::chat::routes::send_to_conversation(&state, &scope, req.conversation_id, req.content)
         .await

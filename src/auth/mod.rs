@@ -18,9 +18,9 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use crate::app::AppState;
-use crate::db::Db;
 use crate::error::ApiError;
 use crate::ids::TenantId;
+use crate::tenancy::TenantDb;
 pub use users::{Role, User};
 
 /// The authenticated caller.
@@ -92,11 +92,11 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
-/// The caller plus the database of the caller's tenant.
+/// The caller plus the database of the caller's tenant, opened when first used.
 #[derive(Clone)]
 pub struct TenantScope {
     pub caller: CurrentUser,
-    pub db: Db,
+    pub db: TenantDb,
 }
 
 impl FromRequestParts<AppState> for TenantScope {
@@ -104,7 +104,7 @@ impl FromRequestParts<AppState> for TenantScope {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = CurrentUser::from_request_parts(parts, state).await?;
-        let db = state.tenants.get(caller.tenant_id()).await?;
+        let db = TenantDb::new(&state.tenants, caller.tenant_id());
         Ok(Self { caller, db })
     }
 }

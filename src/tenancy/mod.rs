@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use scheduled_thread_pool::ScheduledThreadPool;
 
-pub use pools::{PoolSettings, TenantPools};
+pub use pools::{PoolSettings, TenantDb, TenantPools};
 pub use registry::{DbName, Tenant};
 
 use crate::db::{self, Db, Durability, FileLock};
@@ -43,5 +43,6 @@ pub fn open_master(path: &Path) -> anyhow::Result<Db> {
         FileLock::Shared,
         8,
         threads,
+        None,
     )?)
 }

@@ -108,19 +108,53 @@ impl TenantPools {
 
     /// The pool of `tenant`'s file, opening (and if need be creating) it on a miss.
     pub async fn get(&self, tenant: TenantId) -> Result<Db, ApiError> {
-        if let Some(db) = self.inner.cache.get(&tenant) {
+        if let Some(db) = self.cached(tenant) {
             return Ok(db);
+        }
+        self.run(tenant, |_| Ok(())).await.map(|((), db)| db)
+    }
+
+    /// The pool of `tenant`'s file if it is open; never opens it.
+    pub fn cached(&self, tenant: TenantId) -> Option<Db> {
+        self.inner.cache.get(&tenant)
+    }
+
+    /// Runs `f` on `tenant`'s database, opening it on a miss, and returns its pool too.
+    ///
+    /// On a miss, `f` runs on the blocking thread that opens the file, on the connection just
+    /// opened, which then becomes the pool's first: one hop to a blocking thread, where
+    /// `get` then [`Db::run`] would take two, plus r2d2's hand-off to its own thread to open
+    /// the connection. Most requests of a server with many more tenants than its cache holds
+    /// are such misses.
+    pub async fn run<T, F>(&self, tenant: TenantId, f: F) -> Result<(T, Db), ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        if let Some(db) = self.cached(tenant) {
+            let out = db.run(f).await?;
+            return Ok((out, db));
         }
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
+            let mut f = Some(f);
+            let mut out = None;
             let db = inner
                 .cache
-                .try_get_with(tenant, || inner.open(tenant))
+                .try_get_with(tenant, || {
+                    inner.open(tenant, |conn| out = f.take().map(|f| f(conn)))
+                })
                 .map_err(Arc::unwrap_or_clone)?;
             // moka applies evictions in batches; run them now, on a miss (rare next to
             // hits), so the number of open files stays within capacity, not just near it.
             inner.cache.run_pending_tasks();
-            Ok(db)
+            // `f` is still here if another request opened the file meanwhile.
+            let out = match (out, f) {
+                (Some(out), _) => out?,
+                (None, Some(f)) => db.run_blocking(f)?,
+                (None, None) => unreachable!("`f` is taken only to fill `out`"),
+            };
+            Ok((out, db))
         })
         .await
         .map_err(|e| ApiError::internal("tenant open task", e))?
@@ -145,6 +179,60 @@ impl TenantPools {
         if let Err(err) = cleared {
             tracing::error!(error = %err, "closing tenant databases failed");
         }
+    }
+}
+
+/// One tenant's database as a request handler uses it: its pool if that is open, otherwise
+/// opened by the first [`TenantDb::run`] or [`TenantDb::write`] (so that a read on an uncached
+/// tenant is answered on the thread that opens it: [`TenantPools::run`]).
+#[derive(Clone)]
+pub struct TenantDb {
+    pools: TenantPools,
+    tenant: TenantId,
+    db: std::sync::OnceLock<Db>,
+}
+
+impl TenantDb {
+    pub fn new(pools: &TenantPools, tenant: TenantId) -> Self {
+        let db = std::sync::OnceLock::new();
+        if let Some(open) = pools.cached(tenant) {
+            let _ = db.set(open);
+        }
+        Self {
+            pools: pools.clone(),
+            tenant,
+            db,
+        }
+    }
+
+    /// [`Db::run`] on the tenant's file.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        if let Some(db) = self.db.get() {
+            return db.run(f).await;
+        }
+        let (out, db) = self.pools.run(self.tenant, f).await?;
+        let _ = self.db.set(db);
+        Ok(out)
+    }
+
+    /// [`Db::write`] on the tenant's file.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
+        let db = match self.db.get() {
+            Some(db) => db,
+            None => {
+                let db = self.pools.get(self.tenant).await?;
+                self.db.get_or_init(|| db)
+            }
+        };
+        db.write(f).await
     }
 }
 
@@ -207,7 +295,9 @@ impl Closer {
 }
 
 impl Inner {
-    fn open(&self, tenant: TenantId) -> Result<Db, ApiError> {
+    /// Opens `tenant`'s file on this thread, checks it, hands the new connection to `first`,
+    /// then makes it the first connection of the tenant's pool.
+    fn open(&self, tenant: TenantId, first: impl FnOnce(&mut Connection)) -> Result<Db, ApiError> {
         let record = self
             .master
             .run_blocking(|conn| Ok(registry::find(conn, tenant)?))?
@@ -217,29 +307,37 @@ impl Inner {
             .join(format!("{}.db", record.db_name.as_str()));
         if !record.provisioned {
             self.provision(&record, &path)?;
-        } else if !path.exists() {
-            tracing::error!(
-                tenant = %tenant,
-                path = %path.display(),
-                "tenant is registered but its database file is missing; refusing to recreate it"
-            );
-            return Err(ApiError::tenant_unavailable());
         }
+        // Never created here: a registered file that is missing stays an error.
+        let mut conn = db::open_connection(&path, Durability::Normal, self.file_lock, false)
+            .map_err(|e| {
+                if path.exists() {
+                    tracing::error!(tenant = %tenant, path = %path.display(), error = %e, "cannot open tenant database");
+                } else {
+                    tracing::error!(
+                        tenant = %tenant,
+                        path = %path.display(),
+                        "tenant is registered but its database file is missing; refusing to recreate it"
+                    );
+                }
+                ApiError::tenant_unavailable()
+            })?;
+        if !self.is_current_and_owned(&conn, tenant) {
+            self.check_and_migrate(&mut conn, &record)?;
+        }
+        first(&mut conn);
         let db = db::open_pool(
             &path,
             Durability::Normal,
             self.file_lock,
             self.connections_per_tenant,
             Arc::clone(&self.threads),
+            Some(conn),
         )
-        .map_err(|e| {
-            tracing::error!(tenant = %tenant, path = %path.display(), error = %e, "cannot open tenant database");
-            ApiError::tenant_unavailable()
-        })?;
-        db.run_blocking(|conn| self.check_and_migrate(conn, &record))?;
-        // After the checks, which may have written: a log that is not empty now (from them, from
-        // provisioning, or from an earlier open whose closing checkpoint could not finish)
-        // is emptied when this pool closes.
+        .map_err(|e| ApiError::internal("tenant pool", e))?;
+        // After the checks and `first`, which may have written: a log that is not empty now
+        // (from them, from provisioning, or from an earlier open whose closing checkpoint
+        // could not finish) is emptied when this pool closes.
         let wal = path.with_extension("db-wal");
         if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
             db.mark_logged();
@@ -247,6 +345,23 @@ impl Inner {
         self.metrics.tenant_opens.inc();
         (self.on_open)(tenant);
         Ok(db)
+    }
+
+    /// The common case of an open, in one statement: the file is at this binary's schema
+    /// version and says it is `tenant`'s. Anything else (including a file too new or too old
+    /// to have `tenant_meta`) goes through [`Inner::check_and_migrate`].
+    fn is_current_and_owned(&self, conn: &Connection, tenant: TenantId) -> bool {
+        let found = conn
+            .query_row(
+                "SELECT user_version, (SELECT value FROM tenant_meta WHERE key = 'tenant_id') \
+                 FROM pragma_user_version",
+                [],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?)),
+            )
+            .ok();
+        found.is_some_and(|(version, owner)| {
+            version == self.schema.latest() && owner.is_some_and(|o| o == tenant.to_string())
+        })
     }
 
     /// Creates and migrates a registered tenant's file, then records it in the registry.
