@@ -358,6 +358,10 @@ impl Proc {
             }
             None => Command::new(std::env::current_exe()?),
         };
+        // As the `aezen` binary runs itself (src/main.rs).
+        if let Some((name, value)) = aezen::malloc_arena_cap() {
+            command.env(name, value);
+        }
         let child = command
             .args(&full)
             .stdin(Stdio::null())
