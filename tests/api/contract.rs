@@ -85,3 +85,38 @@ async fn the_openapi_document_lists_every_endpoint_with_its_schemas() {
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+#[tokio::test]
+async fn the_server_binary_runs_with_glibc_malloc_arenas_capped() {
+    let root = tempfile::tempdir().unwrap();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_aezen"))
+        .arg("--data-dir")
+        .arg(root.path().join("data"))
+        .arg("--sessions-dir")
+        .arg(root.path().join("sessions"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("AEZEN_WHATSAPP", "simulated")
+        .env_remove("MALLOC_ARENA_MAX")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = server.id().unwrap();
+    let wanted = format!("MALLOC_ARENA_MAX={}", aezen::MALLOC_ARENA_MAX);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // The same process (pid) re-executes itself with the variable set.
+    let environ = loop {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let environ = String::from_utf8_lossy(&environ).into_owned();
+        if environ.split('\0').any(|var| var == wanted) || std::time::Instant::now() > deadline {
+            break environ;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    server.kill().await.unwrap();
+    assert!(
+        environ.split('\0').any(|var| var == wanted),
+        "{wanted} not in the server's environment: {environ:?}"
+    );
+}
