@@ -143,11 +143,13 @@ pub enum FileLock {
     Shared,
 }
 
-/// What to hand SQLite to open `path` with `lock`: the path itself, or a `file:` URI naming
-/// the `unix-excl` VFS (every byte outside a safe set percent-encoded).
+/// What to hand SQLite to open the existing file `path` with `lock`, read-write: the path
+/// itself, or a `file:` URI naming the `unix-excl` VFS (every byte outside a safe set
+/// percent-encoded); and the open flags.
 fn open_target(path: &Path, lock: FileLock) -> (PathBuf, OpenFlags) {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     match lock {
-        FileLock::Shared => (path.to_path_buf(), OpenFlags::empty()),
+        FileLock::Shared => (path.to_path_buf(), flags),
         FileLock::Exclusive => {
             use std::fmt::Write;
             use std::os::unix::ffi::OsStrExt;
@@ -167,7 +169,7 @@ fn open_target(path: &Path, lock: FileLock) -> (PathBuf, OpenFlags) {
                 }
             }
             uri.push_str("?vfs=unix-excl");
-            (PathBuf::from(uri), OpenFlags::SQLITE_OPEN_URI)
+            (PathBuf::from(uri), flags | OpenFlags::SQLITE_OPEN_URI)
         }
     }
 }
@@ -265,11 +267,11 @@ pub fn open_pool(
     threads: Arc<ScheduledThreadPool>,
     first: Option<Connection>,
 ) -> Result<Db, r2d2::Error> {
-    let (target, uri) = open_target(path, lock);
+    let (target, flags) = open_target(path, lock);
     let seeded = first.is_some();
     let manager = Manager {
         files: SqliteConnectionManager::file(target)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | uri)
+            .with_flags(flags)
             .with_init(move |conn| init_connection(conn, durability)),
         seed: Arc::new(std::sync::Mutex::new(first)),
     };
@@ -302,8 +304,7 @@ pub fn open_connection(
     lock: FileLock,
     create: bool,
 ) -> rusqlite::Result<Connection> {
-    let (target, uri) = open_target(path, lock);
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | uri;
+    let (target, mut flags) = open_target(path, lock);
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }

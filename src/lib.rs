@@ -34,6 +34,7 @@ pub mod time;
 pub mod whatsapp;
 
 pub use app::{AppState, Application};
+pub use config::Config;
 
 /// `MALLOC_ARENA_MAX` the `aezen` binary runs with unless the environment already sets it.
 ///
@@ -52,4 +53,3 @@ pub fn malloc_arena_cap() -> Option<(&'static str, &'static str)> {
     (applies && std::env::var_os("MALLOC_ARENA_MAX").is_none())
         .then_some(("MALLOC_ARENA_MAX", MALLOC_ARENA_MAX))
 }
-pub use config::Config;

@@ -322,9 +322,7 @@ impl Inner {
                 }
                 ApiError::tenant_unavailable()
             })?;
-        if !self.is_current_and_owned(&conn, tenant) {
-            self.check_and_migrate(&mut conn, &record)?;
-        }
+        self.check_and_migrate(&mut conn, &record)?;
         first(&mut conn);
         let db = db::open_pool(
             &path,
@@ -347,9 +345,9 @@ impl Inner {
         Ok(db)
     }
 
-    /// The common case of an open, in one statement: the file is at this binary's schema
-    /// version and says it is `tenant`'s. Anything else (including a file too new or too old
-    /// to have `tenant_meta`) goes through [`Inner::check_and_migrate`].
+    /// The common case of [`Inner::check_and_migrate`], in one statement: the file is at this
+    /// binary's schema version and says it is `tenant`'s. Anything else (including a file too
+    /// new, or too old to have `tenant_meta`) is `false`.
     fn is_current_and_owned(&self, conn: &Connection, tenant: TenantId) -> bool {
         let found = conn
             .query_row(
@@ -385,6 +383,9 @@ impl Inner {
         record: &TenantRecord,
     ) -> Result<(), ApiError> {
         let tenant = record.tenant.id;
+        if self.is_current_and_owned(conn, tenant) {
+            return Ok(());
+        }
         let migrated = db::migrate(conn, &self.schema).map_err(|e| {
             tracing::error!(tenant = %tenant, error = %e, "tenant database cannot be migrated");
             ApiError::tenant_unavailable()
