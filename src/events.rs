@@ -7,7 +7,7 @@
 //! Old entries are pruned by age and count, a few at a time as new ones are written.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -151,7 +151,16 @@ pub struct Retention {
     pub max_age_ms: i64,
 }
 
-/// Prune once every this many events (a cheap indexed delete, amortised).
+impl Retention {
+    /// Events created before this (Unix ms) are past the age limit.
+    pub fn cutoff(self, now: DateTime<Utc>) -> i64 {
+        to_millis(now).saturating_sub(self.max_age_ms)
+    }
+}
+
+/// Prune the count limit once every this many events (amortised). The age limit is checked
+/// on every append, by one indexed lookup of the oldest event, so a quiet tenant's old events
+/// go with its next write; until then `list_after` does not serve them.
 const PRUNE_EVERY: i64 = 256;
 
 /// Appends an event inside the caller's transaction and returns it with its seq.
@@ -171,8 +180,9 @@ pub fn append(
         .query_row(params![kind.as_str(), payload, to_millis(now)], |row| {
             row.get(0)
         })?;
-    if seq % PRUNE_EVERY == 0 {
-        prune(conn, seq, to_millis(now), retention)?;
+    let cutoff = retention.cutoff(now);
+    if seq % PRUNE_EVERY == 0 || oldest_is_expired(conn, cutoff)? {
+        prune(conn, seq, cutoff, retention)?;
     }
     Ok(Event {
         seq,
@@ -218,15 +228,28 @@ pub async fn record(
 fn prune(
     conn: &Connection,
     newest: i64,
-    now_ms: i64,
+    cutoff_ms: i64,
     retention: Retention,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM event WHERE seq <= ?1 OR created_at < ?2")?
-        .execute(params![
-            newest - retention.max_count,
-            now_ms - retention.max_age_ms
-        ])?;
+    // seq follows time, so both limits are a prefix of the log: delete below the higher of
+    // the two boundaries, walking the primary key rather than scanning `created_at`.
+    conn.prepare_cached(
+        "DELETE FROM event WHERE seq < max(?1,
+             coalesce((SELECT seq FROM event WHERE created_at >= ?2 ORDER BY seq LIMIT 1), ?3))",
+    )?
+    .execute(params![
+        newest - retention.max_count + 1,
+        cutoff_ms,
+        newest + 1
+    ])?;
     Ok(())
+}
+
+fn oldest_is_expired(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT created_at < ?1 FROM event ORDER BY seq LIMIT 1")?
+        .query_row([cutoff_ms], |row| row.get(0))
+        .optional()
+        .map(|expired| expired.unwrap_or(false))
 }
 
 /// Events with `seq > after`, oldest first, at most `limit`; and whether events after
@@ -235,10 +258,13 @@ pub fn list_after(
     conn: &Connection,
     after: i64,
     limit: u32,
+    cutoff_ms: i64,
 ) -> rusqlite::Result<(Vec<Event>, bool)> {
+    // Events past the age limit count as pruned even before a write deletes them.
     let oldest: Option<i64> = conn
-        .prepare_cached("SELECT min(seq) FROM event")?
-        .query_row([], |row| row.get(0))?;
+        .prepare_cached("SELECT seq FROM event WHERE created_at >= ?1 ORDER BY seq LIMIT 1")?
+        .query_row([cutoff_ms], |row| row.get(0))
+        .optional()?;
     let newest_ever: i64 = conn
         .prepare_cached(
             "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'event'), 0)",
@@ -251,10 +277,11 @@ pub fn list_after(
         None => newest_ever > after,
     };
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, type, payload, created_at FROM event WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        "SELECT seq, type, payload, created_at FROM event WHERE seq > max(?1, ?2 - 1)
+         ORDER BY seq LIMIT ?3",
     )?;
     let events = stmt
-        .query_map(params![after, limit], |row| {
+        .query_map(params![after, oldest.unwrap_or(i64::MAX), limit], |row| {
             let kind: String = row.get(1)?;
             let payload: String = row.get(2)?;
             let kind = EventKind::parse(&kind).ok_or_else(|| {
@@ -283,6 +310,8 @@ pub fn list_after(
 }
 
 // ---- HTTP ----------------------------------------------------------------------------------
+
+use axum::extract::State;
 
 use crate::app::AppState;
 use crate::auth::TenantScope;
@@ -326,6 +355,7 @@ pub struct EventPage {
         (status = 422, description = "after or limit out of range", body = ErrorBody),
     ))]
 async fn list_events(
+    State(state): State<AppState>,
     scope: TenantScope,
     ApiQuery(query): ApiQuery<EventQuery>,
 ) -> ApiResult<ApiJson<EventPage>> {
@@ -334,9 +364,10 @@ async fn list_events(
         return Err(ApiError::validation("after must be 0 or a seq"));
     }
     let limit = crate::chat::routes::page_limit(query.limit, 500, 1000)?;
+    let cutoff = state.retention.cutoff(Utc::now());
     let (items, truncated) = scope
         .db
-        .run(move |conn| Ok(list_after(conn, after, limit + 1)?))
+        .run(move |conn| Ok(list_after(conn, after, limit + 1, cutoff)?))
         .await?;
     let mut items = items;
     let more = items.len() > limit as usize;

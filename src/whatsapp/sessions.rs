@@ -12,6 +12,8 @@
 //!   without a QR code.
 //! - At start-up every tenant with a session folder (and no marker) is reconnected in the
 //!   background, at most [`RESUME_CONCURRENCY`] at a time; start-up does not wait for it.
+//! - Toggle, pair, logout and resume take a per-tenant lock: two clicks cannot start two
+//!   clients, and one tenant's slow step never holds up another's.
 //! - Logging out, or being logged out from the phone, deletes the folder.
 //! - State lives in memory: after a restart a tenant is `disconnected` until its session
 //!   reports again.
@@ -104,8 +106,9 @@ struct Entry {
 pub struct Sessions {
     root: PathBuf,
     entries: Mutex<HashMap<TenantId, Entry>>,
-    /// Serialises toggle, pair and logout, so two clicks cannot start two clients.
-    lifecycle: tokio::sync::Mutex<()>,
+    /// One lock per tenant that serialises its toggle, pair, logout and resume, so two
+    /// clicks cannot start two clients; other tenants never wait on it.
+    lifecycle: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Sessions {
@@ -113,7 +116,7 @@ impl Sessions {
         Self {
             root,
             entries: Mutex::new(HashMap::new()),
-            lifecycle: tokio::sync::Mutex::new(()),
+            lifecycle: Mutex::new(HashMap::new()),
         }
     }
 
@@ -126,6 +129,18 @@ impl Sessions {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits for the tenant's life-cycle lock (see [`Sessions::lifecycle`]).
+    async fn lock(&self, tenant: TenantId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = Arc::clone(
+            self.lifecycle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(tenant)
+                .or_default(),
+        );
+        lock.lock_owned().await
     }
 
     pub fn status(&self, tenant: TenantId) -> WhatsappStatus {
@@ -159,7 +174,7 @@ impl Sessions {
 
 /// Connects when off, disconnects (keeping the link) when on.
 pub async fn toggle(state: &AppState, tenant: TenantId) -> Result<WhatsappStatus, ApiError> {
-    let _guard = state.sessions.lifecycle.lock().await;
+    let _guard = state.sessions.lock(tenant).await;
     if state.sessions.status(tenant).state.is_on() {
         turn_off(state, tenant).await?;
     } else {
@@ -174,7 +189,7 @@ pub async fn pair_code(
     tenant: TenantId,
     phone_number: String,
 ) -> Result<WhatsappStatus, ApiError> {
-    let _guard = state.sessions.lifecycle.lock().await;
+    let _guard = state.sessions.lock(tenant).await;
     let current = state.sessions.status(tenant).state;
     if current == SessionState::Connected {
         return Err(ApiError::conflict(
@@ -191,7 +206,7 @@ pub async fn pair_code(
 
 /// Unlinks the device and deletes the session folder.
 pub async fn logout(state: &AppState, tenant: TenantId) -> Result<WhatsappStatus, ApiError> {
-    let _guard = state.sessions.lifecycle.lock().await;
+    let _guard = state.sessions.lock(tenant).await;
     state.whatsapp.logout(tenant).await;
     remove_folder(state, tenant).await;
     set(state, tenant, |e| {
@@ -334,7 +349,7 @@ pub async fn on_event(state: &AppState, tenant: TenantId, event: SessionEvent) {
             // only then is the state `logged_out`.
             let state = state.clone();
             tokio::spawn(async move {
-                let _guard = state.sessions.lifecycle.lock().await;
+                let _guard = state.sessions.lock(tenant).await;
                 state.whatsapp.logout(tenant).await;
                 remove_folder(&state, tenant).await;
                 end(&state, tenant, SessionState::LoggedOut, reason).await;
@@ -442,11 +457,37 @@ pub async fn resume_all(state: AppState) {
                 tracing::warn!(tenant = %tenant, "session folder of an unknown tenant; not resuming it");
                 return;
             }
-            let _guard = state.sessions.lifecycle.lock().await;
+            let _guard = state.sessions.lock(tenant).await;
             if let Err(err) = start(&state, tenant, LinkMethod::Qr).await {
                 tracing::error!(tenant = %tenant, error = %err, "cannot resume WhatsApp session");
             }
         });
     }
     while resumed.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn one_tenants_life_cycle_lock_never_holds_up_another_tenant() {
+        let sessions = Sessions::new(PathBuf::from("unused"));
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let held = sessions.lock(a).await;
+
+        let other = tokio::time::timeout(Duration::from_secs(5), sessions.lock(b)).await;
+        assert!(other.is_ok(), "tenant B waited on tenant A's lock");
+
+        let same = tokio::time::timeout(Duration::from_millis(50), sessions.lock(a)).await;
+        assert!(
+            same.is_err(),
+            "tenant A's second life-cycle step did not wait"
+        );
+        drop(held);
+        let after = tokio::time::timeout(Duration::from_secs(5), sessions.lock(a)).await;
+        assert!(after.is_ok(), "tenant A's lock was not released");
+    }
 }

@@ -681,6 +681,36 @@ async fn pruned_events_are_reported_as_truncated() {
 }
 
 #[tokio::test]
+async fn events_past_the_age_limit_are_not_served_and_go_with_the_next_write() {
+    // An age limit of 0 hours: every event is past it a millisecond after it is written.
+    let app = crate::helpers::spawn_app_with(|c| c.event_retention_hours = 0).await;
+    let owner = app.register("Acme").await;
+    app.incoming(&owner, json!({"from": "+6281234567890", "content": "old"}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    let (_, events) = app.get("/api/events?after=0", &owner.token).await;
+    assert!(items(&events).is_empty(), "expired events served: {events}");
+    assert_eq!(events["truncated"], true);
+
+    let before_write = chrono::Utc::now().timestamp_millis();
+    app.incoming(&owner, json!({"from": "+6281234567890", "content": "new"}))
+        .await;
+    let files = app.tenant_files();
+    let (_root, _config) = app.stop().await;
+    let conn = rusqlite::Connection::open(&files[0]).unwrap();
+    let (kept, expired): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(*) FILTER (WHERE created_at < ?1) FROM event",
+            [before_write],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(expired, 0, "the write after the age limit did not prune");
+    assert!(kept > 0, "the new write's own events were pruned");
+}
+
+#[tokio::test]
 async fn ingest_under_load_commits_a_tenants_messages_together() {
     use aezen::whatsapp::{InboundEvent, IncomingMessage};
     let app = spawn_app().await;
