@@ -54,7 +54,8 @@ pub struct ConversationQuery {
     pub limit: Option<u32>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
-    /// Search in contact name and number.
+    /// Search in contact name (case-insensitive for ASCII) and, when it looks like a phone
+    /// number (digits, spaces, `+ - ( ) .`), in the number's digits.
     pub q: Option<String>,
     /// Only conversations with unread messages.
     pub unread: Option<bool>,

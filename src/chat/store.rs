@@ -14,6 +14,11 @@ use crate::error::ApiError;
 const CONVERSATION_COLUMNS: &str = "id, contact_name, contact_number, platform, last_message, \
      last_message_at, unread_count, created_at, activity_at";
 
+/// The list's `q` and `unread` filters, on the current values of a row.
+const LIST_FILTERS: &str =
+    "AND (?3 IS NULL OR contact_name LIKE ?3 ESCAPE '\\' OR contact_number LIKE ?4)
+     AND (?5 = 0 OR unread_count > 0)";
+
 /// A text column, borrowed from the row.
 fn text<'a>(row: &'a Row<'_>, idx: usize) -> rusqlite::Result<&'a str> {
     Ok(row.get_ref(idx)?.as_str()?)
@@ -71,32 +76,36 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<(Message, i64)> {
 
 // ---- cursors -------------------------------------------------------------------------------
 
-/// Position in the conversation list: `(activity_at, id)` of the last item served.
+/// Position in the conversation list: `(activity_at, id)` of the last item served, and the
+/// snapshot the listing started from (the newest message rowid its first page saw).
+///
+/// Later pages keep the first page's order: a conversation that gets a message while the
+/// client pages stays where it was in the snapshot, so it is neither served twice (when it
+/// was above the cursor) nor skipped (when it was below). Its row shows its current data;
+/// the `conversation_updated` event tells the client that it moved.
 pub struct ConversationCursor {
     pub activity_at: i64,
     pub id: Uuid,
+    pub snapshot: i64,
 }
 
 impl ConversationCursor {
-    /// The list position of a row of [`CONVERSATION_COLUMNS`].
-    fn of_row(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            activity_at: row.get(8)?,
-            id: uuid_col(row, 0)?,
-        })
-    }
-
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("c:{}:{}", self.activity_at, self.id))
+        URL_SAFE_NO_PAD.encode(format!(
+            "c:{}:{}:{}",
+            self.activity_at, self.id, self.snapshot
+        ))
     }
 
     pub fn decode(field: &str, s: &str) -> Result<Self, ApiError> {
         decode_cursor(field, s, |text| {
-            let mut parts = text.strip_prefix("c:")?.splitn(2, ':');
-            Some(Self {
+            let mut parts = text.strip_prefix("c:")?.split(':');
+            let cursor = Self {
                 activity_at: parts.next()?.parse().ok()?,
                 id: Uuid::parse_str(parts.next()?).ok()?,
-            })
+                snapshot: parts.next()?.parse().ok()?,
+            };
+            parts.next().is_none().then_some(cursor)
         })
     }
 }
@@ -140,7 +149,7 @@ impl MessageCursor {
 /// Filters of the conversation list.
 #[derive(Debug, Default)]
 pub struct ListFilter {
-    /// Matches name (case-insensitive, ASCII) or number (its digits).
+    /// Matches name (case-insensitive, ASCII) or, when phone-like, number (its digits).
     pub q: Option<String>,
     pub unread_only: bool,
 }
@@ -196,30 +205,66 @@ pub fn write_conversation_page(
     let (name_like, digits_like) =
         match filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             Some(q) => {
+                // The number is searched only for a phone-like `q`: "Nike 2" is a name.
+                let phone_like = q
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " +-().".contains(c));
                 let digits: String = q.chars().filter(char::is_ascii_digit).collect();
                 (
                     Some(format!("%{}%", escape_like(q))),
-                    (!digits.is_empty()).then(|| format!("%{digits}%")),
+                    (phone_like && !digits.is_empty()).then(|| format!("%{digits}%")),
                 )
             }
             None => (None, None),
         };
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {CONVERSATION_COLUMNS} FROM conversation
-         WHERE (?1 IS NULL OR (activity_at, id) < (?1, ?2))
-           AND (?3 IS NULL OR contact_name LIKE ?3 ESCAPE '\\' OR contact_number LIKE ?4)
-           AND (?5 = 0 OR unread_count > 0)
-         ORDER BY activity_at DESC, id DESC
-         LIMIT ?6"
-    ))?;
-    let mut rows = stmt.query(params![
+    // Column 9 is the row's list position; on a first page, column 10 is the snapshot.
+    let mut stmt = match after {
+        None => conn.prepare_cached(&format!(
+            "SELECT {CONVERSATION_COLUMNS}, activity_at,
+                    (SELECT coalesce(max(rowid), 0) FROM message)
+             FROM conversation
+             WHERE true {LIST_FILTERS}
+             ORDER BY activity_at DESC, id DESC
+             LIMIT ?6"
+        ))?,
+        // Conversations with no message after the snapshot are where they were; those with
+        // one are placed by their activity as of the snapshot (their last message before
+        // it, else their creation). One merge of two ordered arms: the first walks the
+        // activity index, the second is the few that moved.
+        Some(_) => conn.prepare_cached(&format!(
+            "WITH moved(id) AS MATERIALIZED (SELECT conversation_id FROM message WHERE rowid > ?7)
+             SELECT {CONVERSATION_COLUMNS}, activity_at AS pos FROM conversation
+             WHERE (activity_at, id) < (?1, ?2) AND id NOT IN moved {LIST_FILTERS}
+             UNION ALL
+             SELECT * FROM (
+                 SELECT {CONVERSATION_COLUMNS},
+                        max(created_at, coalesce((SELECT max(m.created_at) FROM message m
+                            WHERE m.conversation_id = conversation.id AND m.rowid <= ?7),
+                            created_at)) AS pos
+                 FROM conversation WHERE id IN moved {LIST_FILTERS})
+             WHERE (pos, id) < (?1, ?2)
+             ORDER BY pos DESC, id DESC
+             LIMIT ?6"
+        ))?,
+    };
+    let (at, id) = (
         after.map(|c| c.activity_at),
         after.map(|c| c.id.to_string()),
-        name_like,
-        digits_like,
-        filter.unread_only,
-        limit + 1
-    ])?;
+    );
+    let (unread, limit_1) = (filter.unread_only, limit + 1);
+    let mut rows = match after {
+        // A first page has no ?1 or ?2 (bound NULL, unused) and no ?7.
+        None => stmt.query(params![at, id, name_like, digits_like, unread, limit_1])?,
+        Some(c) => stmt.query(params![
+            at,
+            id,
+            name_like,
+            digits_like,
+            unread,
+            limit_1,
+            c.snapshot
+        ])?,
+    };
     let json = |e| ApiError::internal("serialize conversation page", e);
     body.extend_from_slice(br#"{"items":["#);
     // The cursor is read from the page's last row only, and served only if a row follows it.
@@ -235,7 +280,14 @@ pub fn write_conversation_page(
         serde_json::to_writer(&mut *body, &ConversationRow::read(row)?).map_err(json)?;
         served += 1;
         if served == limit {
-            last = Some(ConversationCursor::of_row(row)?);
+            last = Some(ConversationCursor {
+                activity_at: row.get(9)?,
+                id: uuid_col(row, 0)?,
+                snapshot: match after {
+                    Some(cursor) => cursor.snapshot,
+                    None => row.get(10)?,
+                },
+            });
         }
     }
     body.extend_from_slice(br#"],"nextCursor":"#);
@@ -524,6 +576,8 @@ mod tests {
             ConversationCursor {
                 activity_at: *at,
                 id: c.id,
+                // No message table rows: every snapshot is 0.
+                snapshot: 0,
             }
             .encode()
         });
