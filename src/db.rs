@@ -44,6 +44,12 @@ pub enum Durability {
     Normal,
 }
 
+/// The turn of a file's one writer, held past a commit by [`Db::write_keeping_turn`].
+#[must_use = "the turn is released when dropped"]
+pub struct WriterTurn {
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
 impl Db {
     /// Runs `f` with a pooled connection on tokio's blocking pool.
     pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
@@ -69,16 +75,27 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
     {
+        self.write_keeping_turn(f).await.map(|(out, _turn)| out)
+    }
+
+    /// [`Db::write`], handing back the writer's turn still held. Drop it once what the
+    /// transaction recorded is broadcast: the next write of this file waits for that, so
+    /// events leave in the order they committed (their `seq` order), and a client that
+    /// resumes after the highest `seq` it saw has seen every lower one.
+    pub async fn write_keeping_turn<T, F>(&self, f: F) -> Result<(T, WriterTurn), ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
         // Owned, and moved into the blocking closure: if the caller is cancelled, the turn
         // is still held until the transaction has ended.
         let turn = Arc::clone(&self.writer).lock_owned().await;
         self.logged.store(true, Ordering::Relaxed);
         self.run(move |conn| {
-            let _turn = turn;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;
-            Ok(out)
+            Ok((out, WriterTurn { _held: turn }))
         })
         .await
     }

@@ -212,8 +212,8 @@ pub async fn record(
 ) -> Result<Event, crate::error::ApiError> {
     let db = state.tenants.get(tenant).await?;
     let retention = state.retention;
-    let event = db
-        .write(move |tx| {
+    let (event, _turn) = db
+        .write_keeping_turn(move |tx| {
             let event = append(tx, kind, data, retention)?;
             Ok(event)
         })

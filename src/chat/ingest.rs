@@ -63,11 +63,14 @@ async fn apply(state: AppState, tenant: TenantId, events: Vec<InboundEvent>) {
     let retention = state.retention;
     let count = writes.len() as u64;
     let outcome = match state.tenants.get(tenant).await {
-        Ok(db) => db.write(move |tx| write_batch(tx, writes, retention)).await,
+        Ok(db) => {
+            db.write_keeping_turn(move |tx| write_batch(tx, writes, retention))
+                .await
+        }
         Err(err) => Err(err),
     };
     match outcome {
-        Ok((published, replies)) => {
+        Ok(((published, replies), _turn)) => {
             state.metrics.ingest_transactions.inc();
             state.metrics.ingest_events.inc_by(count);
             for (reply, result) in replies {

@@ -179,8 +179,8 @@ async fn settle(
         return Ok(());
     }
     let retention = state.retention;
-    let published = db
-        .write(move |tx| {
+    let (published, _turn) = db
+        .write_keeping_turn(move |tx| {
             let mut published = Vec::with_capacity(outcomes.len());
             for (id, outcome) in &outcomes {
                 let outcome = outcome.as_deref().map_err(String::as_str);

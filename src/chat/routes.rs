@@ -18,6 +18,7 @@ use super::{
 use crate::app::AppState;
 use crate::auth::TenantScope;
 use crate::auth::users::normalize_name;
+use crate::db::WriterTurn;
 use crate::error::{
     ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, JSON_BODY_CAPACITY, JsonBytes,
 };
@@ -140,9 +141,9 @@ async fn create_conversation(
         .map(|n| normalize_name("contactName", n))
         .transpose()?;
     let retention = state.retention;
-    let (conversation, event) = scope
+    let ((conversation, event), _turn) = scope
         .db
-        .write(move |tx| {
+        .write_keeping_turn(move |tx| {
             let (conversation, created) =
                 store::upsert_conversation(tx, &number, name.as_deref(), to_millis(now()))?;
             let event = created
@@ -282,7 +283,7 @@ pub async fn send_to_conversation(
     let retention = state.retention;
     let accepted = scope
         .db
-        .write(move |tx| {
+        .write_keeping_turn(move |tx| {
             existing(tx, conversation)?;
             let accepted = accept_outgoing(tx, conversation, content, author, retention)?;
             Ok(accepted)
@@ -304,7 +305,7 @@ pub async fn send_to_number(
     let retention = state.retention;
     let accepted = scope
         .db
-        .write(move |tx| {
+        .write_keeping_turn(move |tx| {
             let (conversation, _) =
                 store::upsert_conversation(tx, &number, None, to_millis(now()))?;
             let accepted = accept_outgoing(tx, conversation.id, content, author, retention)?;
@@ -347,13 +348,14 @@ fn accept_outgoing(
 async fn published_message(
     state: &AppState,
     scope: &TenantScope,
-    (message, event): (Message, Event),
+    ((message, event), turn): ((Message, Event), WriterTurn),
 ) -> Message {
     let tenant = scope.caller.tenant_id();
     state
         .realtime
         .publish(tenant, std::slice::from_ref(&event))
         .await;
+    drop(turn);
     state.outbox.kick(state, tenant);
     message
 }
@@ -374,9 +376,9 @@ async fn mark_read(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<ApiJson<Conversation>> {
     let retention = state.retention;
-    let (conversation, whatsapp_ids, event) = scope
+    let ((conversation, whatsapp_ids, event), turn) = scope
         .db
-        .write(move |tx| {
+        .write_keeping_turn(move |tx| {
             let before = existing(tx, id)?;
             let whatsapp_ids = store::mark_read(tx, id)?;
             let conversation = existing(tx, id)?;
@@ -393,6 +395,7 @@ async fn mark_read(
     if let Some(event) = event {
         state.realtime.publish(tenant, &[event]).await;
     }
+    drop(turn);
     if !whatsapp_ids.is_empty() {
         // Best effort: the read state is stored; a receipt that cannot go out now is not retried.
         if let Err(err) = state

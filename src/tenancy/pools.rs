@@ -26,7 +26,7 @@ use moka::sync::Cache;
 use rusqlite::{Connection, OptionalExtension};
 use scheduled_thread_pool::ScheduledThreadPool;
 
-use crate::db::{self, Db, Durability, FileLock, Migrated};
+use crate::db::{self, Db, Durability, FileLock, Migrated, WriterTurn};
 use crate::error::ApiError;
 use crate::ids::TenantId;
 use crate::metrics::Metrics;
@@ -225,14 +225,26 @@ impl TenantDb {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
     {
-        let db = match self.db.get() {
-            Some(db) => db,
+        self.db().await?.write(f).await
+    }
+
+    /// [`Db::write_keeping_turn`] on the tenant's file.
+    pub async fn write_keeping_turn<T, F>(&self, f: F) -> Result<(T, WriterTurn), ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.db().await?.write_keeping_turn(f).await
+    }
+
+    async fn db(&self) -> Result<&Db, ApiError> {
+        match self.db.get() {
+            Some(db) => Ok(db),
             None => {
                 let db = self.pools.get(self.tenant).await?;
-                self.db.get_or_init(|| db)
+                Ok(self.db.get_or_init(|| db))
             }
-        };
-        db.write(f).await
+        }
     }
 }
 

@@ -347,3 +347,66 @@ async fn open_sockets_do_not_hold_up_a_shutdown() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_a_socket_in_seq_order_while_writers_race() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    app.link(&owner).await;
+    let mut socket = Socket::connected(&app, &owner).await;
+    let (_, first) = app
+        .incoming(
+            &owner,
+            json!({"from": "+6281234567890", "content": "hello"}),
+        )
+        .await;
+    let conversation = first["message"]["conversationId"].as_str().unwrap();
+
+    // Incoming messages, agent sends and the outbox's status updates all write the log at
+    // once, from different tasks.
+    let writes = (0..40).map(|i| {
+        let (app, owner) = (&app, &owner);
+        async move {
+            let (status, body) = if i % 2 == 0 {
+                let from = format!("+62812000{:05}", i % 5);
+                app.incoming(owner, json!({"from": from, "content": format!("in {i}")}))
+                    .await
+            } else {
+                let path = format!("/api/conversations/{conversation}/send");
+                app.post(
+                    &path,
+                    Some(&owner.token),
+                    json!({"content": format!("out {i}")}),
+                )
+                .await
+            };
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    });
+    futures::future::join_all(writes).await;
+    // Every outgoing message settles (`sent`) before the log is read.
+    let logged = app
+        .wait_for("/api/events?after=0&limit=1000", &owner.token, |page| {
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == "message_status")
+                .count()
+                == 20
+        })
+        .await;
+    let newest = logged["items"].as_array().unwrap().last().unwrap()["seq"]
+        .as_i64()
+        .unwrap();
+
+    let mut received = Vec::new();
+    while received.last() < Some(&newest) {
+        let (_, event) = socket.next_app_event().await;
+        received.push(event["seq"].as_i64().unwrap());
+    }
+    let in_order = received.windows(2).all(|pair| pair[0] < pair[1]);
+    assert!(in_order, "events arrived out of seq order: {received:?}");
+    let since_connect = newest - received[0] + 1;
+    assert_eq!(received.len() as i64, since_connect, "events were lost");
+}
