@@ -141,14 +141,28 @@ async fn a_sent_message_goes_pending_sent_delivered_read() {
         assert_eq!(code, StatusCode::ACCEPTED, "{body}");
         message_status(&app, &owner, cid, mid, status).await;
     }
-    // A late "delivered" never moves a read message back.
+    // A late "delivered" never moves a read message back. Receipts are applied by ingest
+    // in arrival order, so once a later incoming message is stored, the receipt was too.
     app.post(
         "/api/integrations/whatsapp/simulate/receipt",
         Some(&owner.token),
         json!({"messageId": mid, "status": "delivered"}),
     )
     .await;
-    let (_, list) = app.get("/api/conversations", &owner.token).await;
+    let (status, _) = app
+        .incoming(
+            &owner,
+            json!({"from": "+6281100000001", "content": "after"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, history) = app
+        .get(&format!("/api/conversations/{cid}/messages"), &owner.token)
+        .await;
+    assert_eq!(items(&history)[0]["status"], "read", "{history}");
+    let (_, list) = app
+        .get("/api/conversations?q=447700900123", &owner.token)
+        .await;
     assert_eq!(items(&list)[0]["lastMessage"], "Yes, we have it");
 
     let (_, events) = app.get("/api/events?after=0", &owner.token).await;
@@ -332,8 +346,16 @@ async fn bad_chat_input_gets_a_4xx_naming_the_field() {
             .contains("content")
     );
     assert_error(empty, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let oversized = send(json!("x".repeat(5000))).await;
+    assert!(
+        oversized.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("content"),
+        "{oversized:?}"
+    );
     assert_error(
-        send(json!("x".repeat(5000))).await,
+        oversized,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     );
@@ -408,6 +430,13 @@ async fn bad_chat_input_gets_a_4xx_naming_the_field() {
             &owner.token,
         )
         .await;
+    assert!(
+        bad_before.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("before"),
+        "{bad_before:?}"
+    );
     assert_error(bad_before, StatusCode::BAD_REQUEST, "invalid_cursor");
     assert_error(
         app.get("/api/conversations?limit=0", &owner.token).await,
