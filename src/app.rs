@@ -344,9 +344,83 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI document of every route, as built from the handlers' annotations.
+/// The OpenAPI document of every route, as built from the handlers' annotations, with the
+/// errors of the shared extractors added where they apply.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    let mut doc = api_routes().split_for_parts().1;
+    add_extractor_errors(&mut doc);
+    doc
+}
+
+/// Adds to every operation the errors that the extractors it uses answer (see `error.rs`),
+/// unless its annotation already describes that status: a JSON body (`ApiJson`) can be
+/// malformed (400), too large (413), not JSON (415) or of the wrong shape (422); a path or
+/// query parameter can be malformed (400); a bearer token can be missing or revoked (401);
+/// and anything can fail inside (500, logged, never detailed).
+fn add_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    let error = |description: String| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let takes = |place: ParameterIn| {
+                operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.parameter_in == place)
+            };
+            let mut bad_request = Vec::new();
+            let mut errors = Vec::new();
+            if operation.request_body.is_some() {
+                bad_request.push("the body is not valid JSON");
+                errors.extend([
+                    ("413", "the body is larger than the configured limit"),
+                    ("415", "the body is not `application/json`"),
+                    ("422", "a field is missing, of the wrong type or invalid"),
+                ]);
+            }
+            if takes(ParameterIn::Path) {
+                bad_request.push("a path parameter is malformed");
+            }
+            if takes(ParameterIn::Query) {
+                bad_request.push("a query parameter is malformed");
+            }
+            if operation.security.is_some() {
+                errors.push(("401", "missing, invalid, expired or revoked token"));
+            }
+            errors.push(("500", "internal error (logged; no detail is given)"));
+            let bad_request = bad_request.join("; ");
+            if !bad_request.is_empty() {
+                errors.push(("400", &bad_request));
+            }
+            for (status, description) in errors {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description.to_owned()).into());
+            }
+        }
+    }
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -365,6 +439,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 fn router(state: AppState) -> Router {
     let (api, _) = api_routes().split_for_parts();
     api.fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -375,6 +450,14 @@ async fn unknown_route(method: Method, uri: Uri) -> ApiError {
         StatusCode::NOT_FOUND,
         "not_found",
         format!("no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
     )
 }
 

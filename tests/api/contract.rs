@@ -28,6 +28,22 @@ async fn unknown_routes_answer_a_json_404() {
 }
 
 #[tokio::test]
+async fn a_wrong_method_answers_a_json_405() {
+    let app = spawn_app().await;
+    let res = app
+        .request(reqwest::Method::GET, "/api/auth/login", None, None)
+        .await;
+    assert!(
+        res.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("GET is not allowed on /api/auth/login"),
+        "{res:?}"
+    );
+    assert_error(res, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_endpoint_with_its_schemas() {
     let app = spawn_app().await;
     let (status, doc) = app
@@ -51,6 +67,12 @@ async fn the_openapi_document_lists_every_endpoint_with_its_schemas() {
         ("/api/conversations/{id}/messages", "get"),
         ("/api/conversations/{id}/send", "post"),
         ("/api/conversations/{id}/read", "post"),
+        ("/api/integrations", "get"),
+        ("/api/integrations/whatsapp/status", "get"),
+        ("/api/integrations/whatsapp/toggle", "post"),
+        ("/api/integrations/whatsapp/qr.svg", "get"),
+        ("/api/integrations/whatsapp/pair-code", "post"),
+        ("/api/integrations/whatsapp/logout", "post"),
         ("/api/integrations/whatsapp/send", "post"),
         ("/api/integrations/whatsapp/simulate/incoming", "post"),
         ("/api/integrations/whatsapp/simulate/receipt", "post"),
@@ -75,8 +97,58 @@ async fn the_openapi_document_lists_every_endpoint_with_its_schemas() {
         "RegisterRequest",
         "LoginResponse",
         "Role",
+        "Conversation",
+        "Message",
+        "Event",
+        "WhatsappStatus",
+        "SessionState",
     ] {
         assert!(schemas[schema].is_object(), "schema {schema} missing");
+    }
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let what = format!("{method} {path}");
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|status| status.starts_with('2')),
+                "{what} has no success response"
+            );
+            // Every error answers the one error body.
+            for (status, response) in responses {
+                if status.as_str() >= "400" {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{what} {status}"
+                    );
+                }
+            }
+            let mut expected = vec!["500"];
+            if operation["requestBody"].is_object() {
+                expected.extend(["400", "413", "415", "422"]);
+            }
+            if operation["security"].is_array() {
+                expected.push("401");
+            }
+            if operation["parameters"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty())
+            {
+                expected.push("400");
+            }
+            for status in expected {
+                assert!(responses.contains_key(status), "{what} lacks {status}");
+            }
+        }
+    }
+    // Every schema a document refers to is in it.
+    let text = doc.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(
+            schemas[name].is_object(),
+            "{name} is referred to but missing"
+        );
     }
     assert_eq!(
         doc["paths"]["/api/auth/register"]["post"]["responses"]["409"]["content"]["application/json"]
