@@ -467,6 +467,16 @@ impl Network {
         }
     }
 
+    /// The real WebSocket transport, dialling `url` instead of WhatsApp, and no HTTP: the
+    /// whole real connection path against an address the caller controls (tests point it
+    /// at a local port nothing listens on, so they behave alike with or without internet).
+    pub fn real_transport_to(url: &str) -> Self {
+        Self {
+            transport: Arc::new(TokioWebSocketTransportFactory::new().with_url(url)),
+            http: Arc::new(Offline),
+        }
+    }
+
     /// A network that refuses every connection at once, without sending a packet: the real
     /// adapter with no way out (tests of the whole application, and demos on a machine
     /// without internet).
@@ -676,43 +686,49 @@ impl RealWhatsApp {
     }
 
     /// Stops the tenant's client, unlinking the device first if asked. `None` if none ran.
-    pub async fn stop(&self, tenant: TenantId, unlink: bool) -> Option<Stopped> {
+    pub async fn stop(&self, tenant: TenantId) -> Option<Stopped> {
         let removed = self.sessions().remove(&tenant);
         match removed {
-            Some(Slot::Running(session)) => Some(stop(tenant, session, unlink).await),
+            Some(Slot::Running(session)) => Some(stop(tenant, session).await),
             // A `connect` in progress sees its slot gone and stops what it built.
             Some(Slot::Starting) | None => None,
         }
     }
 }
 
-/// Stops one client within [`STOP_TIMEOUT`] (twice that when unlinking).
-async fn stop(tenant: TenantId, session: Session, unlink: bool) -> Stopped {
+/// Asks WhatsApp to unlink the device, within [`STOP_TIMEOUT`]; whether it was asked.
+async fn unlink(tenant: TenantId, client: &Arc<Client>) -> bool {
+    if !client.is_connected() {
+        tracing::warn!(
+            tenant = %tenant,
+            "WhatsApp is not connected, so the device cannot be unlinked from here; it stays \
+             in the phone's Linked Devices list until removed there"
+        );
+        return false;
+    }
+    // `logout` is infallible by design: a failed unlink request is logged by the crate, and
+    // the local teardown runs either way.
+    match tokio::time::timeout(STOP_TIMEOUT, client.logout()).await {
+        Ok(()) => {
+            tracing::info!(tenant = %tenant, "WhatsApp device unlinked");
+            true
+        }
+        Err(_) => {
+            tracing::warn!(tenant = %tenant, "WhatsApp unlink did not finish in time");
+            false
+        }
+    }
+}
+
+/// Stops one client within [`STOP_TIMEOUT`].
+async fn stop(tenant: TenantId, session: Session) -> Stopped {
     let Session {
         handle,
-        client,
+        client: _,
         ended,
         pump,
     } = session;
     ended.store(true, Ordering::SeqCst);
-    if unlink {
-        if client.is_connected() {
-            // `logout` is infallible by design: a failed unlink request is logged by the
-            // crate, and the local teardown runs either way.
-            match tokio::time::timeout(STOP_TIMEOUT, client.logout()).await {
-                Ok(()) => tracing::info!(tenant = %tenant, "WhatsApp device unlinked"),
-                Err(_) => {
-                    tracing::warn!(tenant = %tenant, "WhatsApp unlink did not finish in time");
-                }
-            }
-        } else {
-            tracing::warn!(
-                tenant = %tenant,
-                "WhatsApp is not connected, so the device cannot be unlinked from here; it stays \
-                 in the phone's Linked Devices list until removed there"
-            );
-        }
-    }
     let stopped = match tokio::time::timeout(STOP_TIMEOUT, handle.shutdown()).await {
         Ok(()) => Stopped::Cleanly,
         Err(_) => {
@@ -810,7 +826,7 @@ impl WhatsApp for RealWhatsApp {
             };
             // A client whose session ended (logged out, QR codes expired, …) is replaced.
             if let Some(Slot::Running(stale)) = stale {
-                stop(tenant, stale, false).await;
+                stop(tenant, stale).await;
             }
             let session = match self.start(tenant, session_dir, link).await {
                 Ok(session) => session,
@@ -833,7 +849,7 @@ impl WhatsApp for RealWhatsApp {
             };
             // Disconnected (or shut down) while it was starting.
             if let Some(orphan) = orphan {
-                stop(tenant, orphan, false).await;
+                stop(tenant, orphan).await;
             }
             Ok(())
         }
@@ -842,14 +858,30 @@ impl WhatsApp for RealWhatsApp {
 
     fn disconnect(&self, tenant: TenantId) -> BoxFuture<'_, ()> {
         async move {
-            self.stop(tenant, false).await;
+            self.stop(tenant).await;
         }
         .boxed()
     }
 
-    fn logout(&self, tenant: TenantId) -> BoxFuture<'_, ()> {
+    fn logout(&self, tenant: TenantId) -> BoxFuture<'_, bool> {
         async move {
-            self.stop(tenant, true).await;
+            let removed = self.sessions().remove(&tenant);
+            match removed {
+                Some(Slot::Running(session)) => {
+                    let unlinked = unlink(tenant, &session.client).await;
+                    stop(tenant, session).await;
+                    unlinked
+                }
+                // A `connect` in progress sees its slot gone and stops what it built.
+                Some(Slot::Starting) | None => {
+                    tracing::warn!(
+                        tenant = %tenant,
+                        "no WhatsApp client runs, so the device cannot be unlinked from here; it \
+                         stays in the phone's Linked Devices list until removed there"
+                    );
+                    false
+                }
+            }
         }
         .boxed()
     }
@@ -866,7 +898,7 @@ impl WhatsApp for RealWhatsApp {
                 .collect();
             let stops = running
                 .into_iter()
-                .map(|(tenant, session)| stop(tenant, session, false));
+                .map(|(tenant, session)| stop(tenant, session));
             futures::future::join_all(stops).await;
         }
         .boxed()
@@ -1785,7 +1817,7 @@ mod tests {
         drop(client);
 
         let started = Instant::now();
-        assert_eq!(h.wa.stop(tenant, false).await, Some(Stopped::Cleanly));
+        assert_eq!(h.wa.stop(tenant).await, Some(Stopped::Cleanly));
         assert!(started.elapsed() < STOP_TIMEOUT);
         assert!(!h.wa.is_running(tenant));
         assert!(folder.join("whatsapp.db").is_file(), "the store is kept");
@@ -1800,7 +1832,7 @@ mod tests {
             .await
             .expect("shutdown did not finish");
         assert!(!h.wa.is_running(tenant));
-        assert_eq!(h.wa.stop(tenant, false).await, None);
+        assert_eq!(h.wa.stop(tenant).await, None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1830,9 +1862,10 @@ mod tests {
         h.wa.connect(tenant, &folder, LinkMethod::Qr).await.unwrap();
         h.expect_connecting(tenant).await;
 
-        tokio::time::timeout(DEADLINE, h.wa.logout(tenant))
+        let unlinked = tokio::time::timeout(DEADLINE, h.wa.logout(tenant))
             .await
             .expect("logout did not finish");
+        assert!(!unlinked, "an offline client cannot have told WhatsApp");
         assert!(!h.wa.is_running(tenant));
         // The crate announces its own logout; AEZEN's caller records it instead. (The refused
         // connection attempt before it may have reported its own retry meanwhile.)
@@ -1846,7 +1879,7 @@ mod tests {
             );
         }
         // Nothing runs any more: a second logout is a no-op.
-        h.wa.logout(tenant).await;
+        assert!(!h.wa.logout(tenant).await);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

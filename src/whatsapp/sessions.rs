@@ -204,15 +204,26 @@ pub async fn pair_code(
     Ok(state.sessions.status(tenant))
 }
 
-/// Unlinks the device and deletes the session folder.
+/// Unlinks the device and deletes the session folder. If WhatsApp could not be told (the
+/// session was off or not connected), the reason says so: the phone still lists the device
+/// under Linked devices until it is removed there.
 pub async fn logout(state: &AppState, tenant: TenantId) -> Result<WhatsappStatus, ApiError> {
     let _guard = state.sessions.lock(tenant).await;
-    state.whatsapp.logout(tenant).await;
+    let linked = tokio::fs::try_exists(state.sessions.folder(tenant))
+        .await
+        .unwrap_or(false);
+    let unlinked = state.whatsapp.logout(tenant).await;
     remove_folder(state, tenant).await;
+    let reason = if unlinked || !linked {
+        "logged out from AEZEN"
+    } else {
+        "logged out from AEZEN, but WhatsApp could not be reached to unlink this device: \
+         remove it on the phone under Settings → Linked devices"
+    };
     set(state, tenant, |e| {
         e.qr = None;
         e.status = WhatsappStatus {
-            reason: Some("logged out from AEZEN".to_owned()),
+            reason: Some(reason.to_owned()),
             ..WhatsappStatus::new(SessionState::LoggedOut)
         };
     })

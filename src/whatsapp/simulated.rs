@@ -313,9 +313,12 @@ impl WhatsApp for Simulated {
         async {}.boxed()
     }
 
-    fn logout(&self, tenant: TenantId) -> BoxFuture<'_, ()> {
-        drop(self.sessions().remove(&tenant));
-        async {}.boxed()
+    fn logout(&self, tenant: TenantId) -> BoxFuture<'_, bool> {
+        let unlinked = self
+            .sessions()
+            .remove(&tenant)
+            .is_some_and(|session| session.connected);
+        async move { unlinked }.boxed()
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {

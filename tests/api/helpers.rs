@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use aezen::whatsapp::real::Network;
 use aezen::{Application, Config};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -52,7 +53,19 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 async fn start(root: Arc<TempDir>, config: Config) -> TestApp {
-    let app = Application::build(config.clone())
+    // The real backend dials a local port that was free a moment ago, never WhatsApp: its
+    // tests see a refused connection whether or not this machine has internet.
+    let network = match config.whatsapp {
+        aezen::whatsapp::BackendKind::Real => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            Network::real_transport_to(&format!("ws://127.0.0.1:{port}/ws/chat"))
+        }
+        aezen::whatsapp::BackendKind::Simulated => Network::offline(),
+    };
+    let app = Application::build_with_network(config.clone(), network)
         .await
         .expect("app builds");
     let address = format!("http://{}", app.local_addr());

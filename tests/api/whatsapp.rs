@@ -267,6 +267,7 @@ async fn logout_unlinks_and_deletes_the_session_folder() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "logged_out");
+    assert_eq!(body["reason"], "logged out from AEZEN", "WhatsApp was told");
     assert!(!app.session_folder(&owner).exists());
     let scan = app
         .post(
@@ -279,6 +280,35 @@ async fn logout_unlinks_and_deletes_the_session_folder() {
     // Linking again starts from a QR code.
     app.toggle(&owner).await;
     app.wait_for_session(&owner, "qr").await;
+
+    // Linked, then turned off: logging out cannot reach WhatsApp, and says what to do.
+    app.post(
+        "/api/integrations/whatsapp/simulate/scan",
+        Some(&owner.token),
+        json!({}),
+    )
+    .await;
+    app.wait_for_session(&owner, "connected").await;
+    app.toggle(&owner).await;
+    app.wait_for_session(&owner, "disconnected").await;
+    assert!(
+        app.session_folder(&owner).exists(),
+        "toggling off keeps the link"
+    );
+    let (status, body) = app
+        .post(
+            "/api/integrations/whatsapp/logout",
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "logged_out");
+    assert!(
+        body["reason"].as_str().unwrap().contains("Linked devices"),
+        "{body}"
+    );
+    assert!(!app.session_folder(&owner).exists());
 }
 
 #[tokio::test]
