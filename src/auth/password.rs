@@ -68,7 +68,7 @@ impl PasswordHashing {
 /// Validates a new password's length, naming `field` in the error.
 pub fn validate_new(field: &str, password: &str) -> Result<(), ApiError> {
     let len = password.chars().count();
-    if len < MIN_LEN || len > MAX_LEN {
+    if !(MIN_LEN..=MAX_LEN).contains(&len) {
         return Err(ApiError::validation(format!(
             "{field} must be between {MIN_LEN} and {MAX_LEN} characters"
         )));
