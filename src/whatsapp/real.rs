@@ -1682,7 +1682,7 @@ mod tests {
     // -----------------------------------------------------------------------------------------
 
     struct RefusingTransport {
-        attempts: mpsc::UnboundedSender<()>,
+        attempts: mpsc::UnboundedSender<Instant>,
     }
 
     #[async_trait]
@@ -1690,7 +1690,7 @@ mod tests {
         async fn create_transport(
             &self,
         ) -> anyhow::Result<(Arc<dyn Transport>, async_channel::Receiver<TransportEvent>)> {
-            let _ = self.attempts.send(());
+            let _ = self.attempts.send(Instant::now());
             anyhow::bail!("tests have no network")
         }
     }
@@ -1707,7 +1707,7 @@ mod tests {
     struct Harness {
         wa: RealWhatsApp,
         inbound: mpsc::Receiver<Inbound>,
-        attempts: mpsc::UnboundedReceiver<()>,
+        attempts: mpsc::UnboundedReceiver<Instant>,
         root: tempfile::TempDir,
     }
 
@@ -1773,11 +1773,12 @@ mod tests {
             }
         }
 
-        async fn transport_attempt(&mut self) {
+        /// When the next connection attempt was made.
+        async fn transport_attempt(&mut self) -> Instant {
             tokio::time::timeout(DEADLINE, self.attempts.recv())
                 .await
                 .expect("no connection attempt before the deadline")
-                .expect("transport dropped");
+                .expect("transport dropped")
         }
     }
 
@@ -1802,18 +1803,30 @@ mod tests {
             Err(SendError::NotConnected)
         ));
 
-        // The first attempt, then a retry after the client's backoff: it keeps going, and
-        // says each time that it cannot reach WhatsApp.
-        h.transport_attempt().await;
+        // The first attempt, then a retry after the client's backoff (WhatsApp Web's: 1 s,
+        // ±10 %): it keeps going, and says each time that it cannot reach WhatsApp.
+        let first = h.transport_attempt().await;
         h.expect_unreachable(tenant).await;
-        h.transport_attempt().await;
+        let second = h.transport_attempt().await;
         h.expect_unreachable(tenant).await;
         assert!(h.wa.is_running(tenant), "the client gave up");
+        let waited = second - first;
+        assert!(
+            waited >= Duration::from_millis(850),
+            "retried after {waited:?}"
+        );
+
+        // The device's identity, kept in the store across restarts.
+        let identity = |client: &Client| {
+            let device = client.persistence_manager().get_device_snapshot();
+            (device.registration_id, device.noise_key.public_key)
+        };
 
         // Connecting a running tenant changes nothing.
         let client = h.wa.client(tenant).unwrap();
         h.wa.connect(tenant, &folder, LinkMethod::Qr).await.unwrap();
         assert!(Arc::ptr_eq(&client, &h.wa.client(tenant).unwrap()));
+        let before = identity(&client);
         drop(client);
 
         let started = Instant::now();
@@ -1822,11 +1835,13 @@ mod tests {
         assert!(!h.wa.is_running(tenant));
         assert!(folder.join("whatsapp.db").is_file(), "the store is kept");
 
-        // A restart builds a new client on the same store.
+        // A restart builds a new client on the same store, with the same identity.
         h.wa.connect(tenant, &folder, LinkMethod::Qr).await.unwrap();
         h.expect_connecting(tenant).await;
         assert!(h.wa.is_running(tenant));
         h.transport_attempt().await;
+        let after = identity(&h.wa.client(tenant).unwrap());
+        assert!(before == after, "the restarted client is a new device");
 
         tokio::time::timeout(DEADLINE, h.wa.shutdown())
             .await
