@@ -80,6 +80,7 @@ async fn linking_sending_and_unlinking_end_to_end() {
         cards["items"][0]["status"]["phoneNumber"],
         connected["phoneNumber"]
     );
+    assert_eq!(cards["items"][0]["status"]["pushName"], "Simulated phone");
     assert_eq!(
         qr_svg(&app, &owner).await.status(),
         StatusCode::NOT_FOUND,
