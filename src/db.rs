@@ -44,12 +44,6 @@ pub enum Durability {
     Normal,
 }
 
-/// The turn of a file's one writer, held past a commit by [`Db::write_keeping_turn`].
-#[must_use = "the turn is released when dropped"]
-pub struct WriterTurn {
-    _held: tokio::sync::OwnedMutexGuard<()>,
-}
-
 impl Db {
     /// Runs `f` with a pooled connection on tokio's blocking pool.
     pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
@@ -75,29 +69,39 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
     {
-        self.write_keeping_turn(f).await.map(|(out, _turn)| out)
+        self.write_then(f, |_| {}).await
     }
 
-    /// [`Db::write`], handing back the writer's turn still held. Drop it once what the
-    /// transaction recorded is broadcast: the next write of this file waits for that, so
-    /// events leave in the order they committed (their `seq` order), and a client that
-    /// resumes after the highest `seq` it saw has seen every lower one.
-    pub async fn write_keeping_turn<T, F>(&self, f: F) -> Result<(T, WriterTurn), ApiError>
+    /// [`Db::write`], then `committed` with the result once the transaction has committed,
+    /// still on the blocking thread and before the file's next write begins. It runs even if
+    /// the caller has stopped waiting, so what it hands on (the events the transaction
+    /// recorded, to the broadcaster) is handed on exactly once, in commit order.
+    pub async fn write_then<T, F, C>(&self, f: F, committed: C) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+        C: FnOnce(&mut T) + Send + 'static,
     {
         // Owned, and moved into the blocking closure: if the caller is cancelled, the turn
         // is still held until the transaction has ended.
         let turn = Arc::clone(&self.writer).lock_owned().await;
         self.logged.store(true, Ordering::Relaxed);
         self.run(move |conn| {
+            let _turn = turn;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
+            let mut out = f(&tx)?;
             tx.commit()?;
-            Ok((out, WriterTurn { _held: turn }))
+            committed(&mut out);
+            Ok(out)
         })
         .await
+    }
+
+    /// Makes `writer` this file's writer turn: every `Db` opened on one file must share it,
+    /// so that a pool that left the tenant cache (still held by a task) and the pool opened
+    /// after it never write at once.
+    pub fn with_writer(self, writer: Arc<tokio::sync::Mutex<()>>) -> Self {
+        Self { writer, ..self }
     }
 
     /// Copies the write-ahead log into the database file and truncates it, on the calling

@@ -1,10 +1,14 @@
 //! The durable per-tenant event log.
 //!
 //! Every realtime event is appended to the tenant's `event` table in the same transaction as
-//! the change it reports, and gets the tenant's next `seq` (monotonic, never reused). The
-//! Socket.IO broadcast happens after the commit and carries the same object, so a dashboard
-//! that was disconnected asks `GET /api/events?after=<last seq it saw>` and misses nothing.
-//! Old entries are pruned by age and count, a few at a time as new ones are written.
+//! the change it reports, and gets the tenant's next `seq` (monotonic, never reused). Once
+//! the transaction commits, and before the file's next write begins, the events are queued
+//! for the Socket.IO broadcaster ([`crate::db::Db::write_then`],
+//! [`crate::realtime::Realtime::queue`]), which sends the same objects in that order: sockets
+//! see a tenant's events in `seq` order, so a dashboard that was disconnected asks
+//! `GET /api/events?after=<last seq it saw>` and misses nothing.
+//! Old entries are pruned by count every [`PRUNE_EVERY`] writes and by age as soon as the
+//! oldest is past the limit; `list_after` never serves an expired one.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -212,17 +216,12 @@ pub async fn record(
 ) -> Result<Event, crate::error::ApiError> {
     let db = state.tenants.get(tenant).await?;
     let retention = state.retention;
-    let (event, _turn) = db
-        .write_keeping_turn(move |tx| {
-            let event = append(tx, kind, data, retention)?;
-            Ok(event)
-        })
-        .await?;
-    state
-        .realtime
-        .publish(tenant, std::slice::from_ref(&event))
-        .await;
-    Ok(event)
+    let realtime = state.realtime.clone();
+    db.write_then(
+        move |tx| Ok(append(tx, kind, data, retention)?),
+        move |event| realtime.queue(tenant, vec![event.clone()]),
+    )
+    .await
 }
 
 fn prune(

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::app::{App, AppState};
@@ -29,6 +30,8 @@ use crate::tenancy::TenantDb;
 #[derive(Clone)]
 pub struct Realtime {
     io: SocketIo,
+    /// To the broadcaster task: committed events, in the order their writes committed.
+    queue: mpsc::UnboundedSender<(TenantId, Vec<Event>)>,
 }
 
 fn tenant_room(tenant: TenantId) -> String {
@@ -40,22 +43,28 @@ fn user_room(user: UserId) -> String {
 }
 
 impl Realtime {
+    /// Starts the broadcaster task: it sends queued events to their tenant's sockets, one
+    /// batch after another, in the order they were queued. It ends when every `Realtime` is
+    /// dropped.
     pub fn new(io: SocketIo) -> Self {
-        Self { io }
+        let (queue, mut queued) = mpsc::unbounded_channel::<(TenantId, Vec<Event>)>();
+        let sockets = io.clone();
+        tokio::spawn(async move {
+            while let Some((tenant, events)) = queued.recv().await {
+                broadcast(&sockets, tenant, &events).await;
+            }
+        });
+        Self { io, queue }
     }
 
-    /// Broadcasts committed events to the tenant's sockets, in the order given.
-    pub async fn publish(&self, tenant: TenantId, events: &[Event]) {
-        let room = tenant_room(tenant);
-        for event in events {
-            if let Err(err) = self
-                .io
-                .to(room.clone())
-                .emit(event.kind.as_str(), event)
-                .await
-            {
-                tracing::debug!(tenant = %tenant, error = %err, "socket broadcast failed");
-            }
+    /// Queues committed events for the tenant's sockets. Called from a write's `committed`
+    /// step ([`crate::db::Db::write_then`]), which runs in commit order before the file's
+    /// next write: a tenant's events reach its sockets in `seq` order, none is skipped, and
+    /// the writer never waits for sockets. Never blocks. (Unbounded: an emit only queues a
+    /// frame per socket, so the broadcaster keeps up with any write rate SQLite allows.)
+    pub fn queue(&self, tenant: TenantId, events: Vec<Event>) {
+        if !events.is_empty() && self.queue.send((tenant, events)).is_err() {
+            tracing::debug!(tenant = %tenant, "broadcaster stopped; events not sent to sockets");
         }
     }
 
@@ -70,6 +79,16 @@ impl Realtime {
     pub async fn disconnect_user(&self, user: UserId) {
         if let Err(err) = self.io.to(user_room(user)).disconnect().await {
             tracing::debug!(user = %user, error = %err, "socket disconnect failed");
+        }
+    }
+}
+
+/// Sends committed events to the tenant's sockets, in the order given.
+async fn broadcast(io: &SocketIo, tenant: TenantId, events: &[Event]) {
+    let room = tenant_room(tenant);
+    for event in events {
+        if let Err(err) = io.to(room.clone()).emit(event.kind.as_str(), event).await {
+            tracing::debug!(tenant = %tenant, error = %err, "socket broadcast failed");
         }
     }
 }

@@ -4,7 +4,8 @@
 //! [`MAX_BATCH`]), groups them by tenant, and applies each tenant's group in *one*
 //! transaction — one commit for many messages under load, instead of one per message — with
 //! the tenants' groups running concurrently. A message's WhatsApp id is unique per tenant:
-//! a redelivered id changes nothing and emits nothing. Events are broadcast after commit;
+//! a redelivered id changes nothing and emits nothing. Events are queued for the sockets on
+//! commit (in commit order);
 //! a backend that asked (`stored`) is told only once the message is durable.
 
 use rusqlite::{Connection, Transaction};
@@ -64,19 +65,22 @@ async fn apply(state: AppState, tenant: TenantId, events: Vec<InboundEvent>) {
     let count = writes.len() as u64;
     let outcome = match state.tenants.get(tenant).await {
         Ok(db) => {
-            db.write_keeping_turn(move |tx| write_batch(tx, writes, retention))
-                .await
+            let realtime = state.realtime.clone();
+            db.write_then(
+                move |tx| write_batch(tx, writes, retention),
+                move |(published, _)| realtime.queue(tenant, std::mem::take(published)),
+            )
+            .await
         }
         Err(err) => Err(err),
     };
     match outcome {
-        Ok(((published, replies), _turn)) => {
+        Ok((_, replies)) => {
             state.metrics.ingest_transactions.inc();
             state.metrics.ingest_events.inc_by(count);
             for (reply, result) in replies {
                 let _ = reply.send(Ok(result));
             }
-            state.realtime.publish(tenant, &published).await;
         }
         Err(err) => {
             // The batch was rolled back as a whole; the backend did not get an ack, so

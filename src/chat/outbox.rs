@@ -168,7 +168,7 @@ async fn drain(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
 }
 
 /// Records what WhatsApp said about each message (its id and `sent`, or `failed`), with their
-/// `message_status` events, in one transaction, then broadcasts them.
+/// `message_status` events, in one transaction, then queues them for the sockets.
 async fn settle(
     state: &AppState,
     db: &Db,
@@ -179,8 +179,9 @@ async fn settle(
         return Ok(());
     }
     let retention = state.retention;
-    let (published, _turn) = db
-        .write_keeping_turn(move |tx| {
+    let realtime = state.realtime.clone();
+    db.write_then(
+        move |tx| {
             let mut published = Vec::with_capacity(outcomes.len());
             for (id, outcome) in &outcomes {
                 let outcome = outcome.as_deref().map_err(String::as_str);
@@ -189,8 +190,9 @@ async fn settle(
                 }
             }
             Ok(published)
-        })
-        .await?;
-    state.realtime.publish(tenant, &published).await;
+        },
+        move |published| realtime.queue(tenant, std::mem::take(published)),
+    )
+    .await?;
     Ok(())
 }

@@ -18,7 +18,6 @@ use super::{
 use crate::app::AppState;
 use crate::auth::TenantScope;
 use crate::auth::users::normalize_name;
-use crate::db::WriterTurn;
 use crate::error::{
     ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, JSON_BODY_CAPACITY, JsonBytes,
 };
@@ -141,31 +140,29 @@ async fn create_conversation(
         .map(|n| normalize_name("contactName", n))
         .transpose()?;
     let retention = state.retention;
-    let ((conversation, event), _turn) = scope
+    let (realtime, tenant) = (state.realtime.clone(), scope.caller.tenant_id());
+    let (conversation, event) = scope
         .db
-        .write_keeping_turn(move |tx| {
-            let (conversation, created) =
-                store::upsert_conversation(tx, &number, name.as_deref(), to_millis(now()))?;
-            let event = created
-                .then(|| {
-                    let data = EventData::chat(None, Some(conversation.clone()));
-                    events::append(tx, EventKind::ConversationUpdated, data, retention)
-                })
-                .transpose()?;
-            Ok((conversation, event))
-        })
+        .write_then(
+            move |tx| {
+                let (conversation, created) =
+                    store::upsert_conversation(tx, &number, name.as_deref(), to_millis(now()))?;
+                let event = created
+                    .then(|| {
+                        let data = EventData::chat(None, Some(conversation.clone()));
+                        events::append(tx, EventKind::ConversationUpdated, data, retention)
+                    })
+                    .transpose()?;
+                Ok((conversation, event))
+            },
+            move |(_, event)| realtime.queue(tenant, event.clone().into_iter().collect()),
+        )
         .await?;
     let status = if event.is_some() {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    if let Some(event) = event {
-        state
-            .realtime
-            .publish(scope.caller.tenant_id(), &[event])
-            .await;
-    }
     Ok((status, ApiJson(conversation)))
 }
 
@@ -281,15 +278,18 @@ pub async fn send_to_conversation(
     validate_content("content", &content)?;
     let author = scope.caller.user.id.0;
     let retention = state.retention;
-    let accepted = scope
+    let (message, _) = scope
         .db
-        .write_keeping_turn(move |tx| {
-            existing(tx, conversation)?;
-            let accepted = accept_outgoing(tx, conversation, content, author, retention)?;
-            Ok(accepted)
-        })
+        .write_then(
+            move |tx| {
+                existing(tx, conversation)?;
+                accept_outgoing(tx, conversation, content, author, retention)
+            },
+            queue_sent(state, scope),
+        )
         .await?;
-    Ok(published_message(state, scope, accepted).await)
+    state.outbox.kick(state, scope.caller.tenant_id());
+    Ok(message)
 }
 
 /// Accepts an agent's text for a number, opening its conversation if needed.
@@ -303,16 +303,19 @@ pub async fn send_to_number(
     validate_content("content", &content)?;
     let author = scope.caller.user.id.0;
     let retention = state.retention;
-    let accepted = scope
+    let (message, _) = scope
         .db
-        .write_keeping_turn(move |tx| {
-            let (conversation, _) =
-                store::upsert_conversation(tx, &number, None, to_millis(now()))?;
-            let accepted = accept_outgoing(tx, conversation.id, content, author, retention)?;
-            Ok(accepted)
-        })
+        .write_then(
+            move |tx| {
+                let (conversation, _) =
+                    store::upsert_conversation(tx, &number, None, to_millis(now()))?;
+                accept_outgoing(tx, conversation.id, content, author, retention)
+            },
+            queue_sent(state, scope),
+        )
         .await?;
-    Ok(published_message(state, scope, accepted).await)
+    state.outbox.kick(state, scope.caller.tenant_id());
+    Ok(message)
 }
 
 /// Stores an outgoing message as `pending`, updates its conversation, and logs `message_sent`.
@@ -344,20 +347,13 @@ fn accept_outgoing(
     ))
 }
 
-/// Broadcasts a committed `message_sent`, wakes the outbox, and returns the message.
-async fn published_message(
+/// The `committed` step of a send: queues its `message_sent` for the tenant's sockets.
+fn queue_sent(
     state: &AppState,
     scope: &TenantScope,
-    ((message, event), turn): ((Message, Event), WriterTurn),
-) -> Message {
-    let tenant = scope.caller.tenant_id();
-    state
-        .realtime
-        .publish(tenant, std::slice::from_ref(&event))
-        .await;
-    drop(turn);
-    state.outbox.kick(state, tenant);
-    message
+) -> impl FnOnce(&mut (Message, Event)) + Send + use<> {
+    let (realtime, tenant) = (state.realtime.clone(), scope.caller.tenant_id());
+    move |(_, event)| realtime.queue(tenant, vec![event.clone()])
 }
 
 /// Marks a conversation read: its unread count drops to 0, its incoming messages are marked
@@ -376,26 +372,26 @@ async fn mark_read(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<ApiJson<Conversation>> {
     let retention = state.retention;
-    let ((conversation, whatsapp_ids, event), turn) = scope
-        .db
-        .write_keeping_turn(move |tx| {
-            let before = existing(tx, id)?;
-            let whatsapp_ids = store::mark_read(tx, id)?;
-            let conversation = existing(tx, id)?;
-            let event = (before.unread_count != 0 || !whatsapp_ids.is_empty())
-                .then(|| {
-                    let data = EventData::chat(None, Some(conversation.clone()));
-                    events::append(tx, EventKind::ConversationUpdated, data, retention)
-                })
-                .transpose()?;
-            Ok((conversation, whatsapp_ids, event))
-        })
-        .await?;
     let tenant = scope.caller.tenant_id();
-    if let Some(event) = event {
-        state.realtime.publish(tenant, &[event]).await;
-    }
-    drop(turn);
+    let realtime = state.realtime.clone();
+    let (conversation, whatsapp_ids, _) = scope
+        .db
+        .write_then(
+            move |tx| {
+                let before = existing(tx, id)?;
+                let whatsapp_ids = store::mark_read(tx, id)?;
+                let conversation = existing(tx, id)?;
+                let event = (before.unread_count != 0 || !whatsapp_ids.is_empty())
+                    .then(|| {
+                        let data = EventData::chat(None, Some(conversation.clone()));
+                        events::append(tx, EventKind::ConversationUpdated, data, retention)
+                    })
+                    .transpose()?;
+                Ok((conversation, whatsapp_ids, event))
+            },
+            move |(_, _, event)| realtime.queue(tenant, event.take().into_iter().collect()),
+        )
+        .await?;
     if !whatsapp_ids.is_empty() {
         // Best effort: the read state is stored; a receipt that cannot go out now is not retried.
         if let Err(err) = state

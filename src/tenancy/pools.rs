@@ -17,8 +17,9 @@
 //! off the request path. An evicted pool stays alive while a request holds a clone of it; its
 //! file closes when the last clone drops.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use moka::policy::EvictionPolicy;
@@ -26,7 +27,7 @@ use moka::sync::Cache;
 use rusqlite::{Connection, OptionalExtension};
 use scheduled_thread_pool::ScheduledThreadPool;
 
-use crate::db::{self, Db, Durability, FileLock, Migrated, WriterTurn};
+use crate::db::{self, Db, Durability, FileLock, Migrated};
 use crate::error::ApiError;
 use crate::ids::TenantId;
 use crate::metrics::Metrics;
@@ -61,6 +62,15 @@ struct Inner {
     metrics: Metrics,
     on_open: OnOpen,
     closer: Closer,
+    writers: Mutex<Writers>,
+}
+
+/// Each tenant's writer turn, while any `Db` of its file holds it.
+#[derive(Default)]
+struct Writers {
+    turns: HashMap<TenantId, Weak<tokio::sync::Mutex<()>>>,
+    /// Forget the turns no `Db` holds once the map reaches this size (then twice what is left).
+    prune_at: usize,
 }
 
 /// Called (on a blocking thread inside the runtime) each time a tenant's database is opened.
@@ -102,6 +112,7 @@ impl TenantPools {
                 metrics,
                 on_open,
                 closer,
+                writers: Mutex::default(),
             }),
         }
     }
@@ -228,13 +239,14 @@ impl TenantDb {
         self.db().await?.write(f).await
     }
 
-    /// [`Db::write_keeping_turn`] on the tenant's file.
-    pub async fn write_keeping_turn<T, F>(&self, f: F) -> Result<(T, WriterTurn), ApiError>
+    /// [`Db::write_then`] on the tenant's file.
+    pub async fn write_then<T, F, C>(&self, f: F, committed: C) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+        C: FnOnce(&mut T) + Send + 'static,
     {
-        self.db().await?.write_keeping_turn(f).await
+        self.db().await?.write_then(f, committed).await
     }
 
     async fn db(&self) -> Result<&Db, ApiError> {
@@ -344,7 +356,8 @@ impl Inner {
             Arc::clone(&self.threads),
             Some(conn),
         )
-        .map_err(|e| ApiError::internal("tenant pool", e))?;
+        .map_err(|e| ApiError::internal("tenant pool", e))?
+        .with_writer(self.writer(tenant));
         // After the checks and `first`, which may have written: a log that is not empty now
         // (from them, from provisioning, or from an earlier open whose closing checkpoint
         // could not finish) is emptied when this pool closes.
@@ -355,6 +368,24 @@ impl Inner {
         self.metrics.tenant_opens.inc();
         (self.on_open)(tenant);
         Ok(db)
+    }
+
+    /// The tenant's writer turn: the one that a `Db` of its file still holds, else a new one.
+    fn writer(&self, tenant: TenantId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut writers = self
+            .writers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(turn) = writers.turns.get(&tenant).and_then(Weak::upgrade) {
+            return turn;
+        }
+        if writers.turns.len() >= writers.prune_at {
+            writers.turns.retain(|_, turn| turn.strong_count() > 0);
+            writers.prune_at = (2 * writers.turns.len()).max(1024);
+        }
+        let turn = Arc::default();
+        writers.turns.insert(tenant, Arc::downgrade(&turn));
+        turn
     }
 
     /// The common case of [`Inner::check_and_migrate`], in one statement: the file is at this

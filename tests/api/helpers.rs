@@ -122,6 +122,11 @@ impl TestApp {
         start(root, config).await
     }
 
+    /// The running application's state, for tests that reach below HTTP.
+    pub fn state(&self) -> &aezen::AppState {
+        self.state.as_ref().expect("app running")
+    }
+
     /// The simulated WhatsApp backend the app runs on.
     pub fn simulated(&self) -> std::sync::Arc<aezen::whatsapp::simulated::Simulated> {
         self.state

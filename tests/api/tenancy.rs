@@ -102,6 +102,56 @@ async fn more_tenants_than_the_cache_holds_all_keep_working() {
     assert_eq!(app.tenant_files().len(), 8);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_that_left_the_cache_and_its_successor_share_one_writer_turn() {
+    let app = spawn_app_with(|c| c.tenant_cache_capacity = 1).await;
+    let a = app.register("Tenant A").await;
+    let b = app.register("Tenant B").await;
+    let tenant = a.tenant_id.parse().unwrap();
+    let tenants = &app.state().tenants;
+    let old = tenants.get(tenant).await.unwrap();
+    let opens = app.metric("aezen_tenant_opens_total").await;
+    // B's request takes the only cache slot; A's next use opens a second pool on its file,
+    // while a task (here: this test) still holds the first.
+    app.get("/api/tenant", &b.token).await;
+    let new = tenants.get(tenant).await.unwrap();
+    assert_eq!(app.metric("aezen_tenant_opens_total").await, opens + 2);
+
+    // A write on the old pool has committed and is handing on what it recorded.
+    let (committed, handing_on) = tokio::sync::oneshot::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let first = tokio::spawn(async move {
+        old.write_then(
+            |_| Ok(()),
+            move |_| {
+                let _ = committed.send(());
+                let _ = released.recv();
+            },
+        )
+        .await
+    });
+    handing_on.await.unwrap();
+    // The new pool's write must not start before that is done: it would commit, and hand
+    // on, out of order.
+    let (entered, started) = std::sync::mpsc::channel();
+    let second = tokio::spawn(async move {
+        new.write(move |_| {
+            let _ = entered.send(());
+            Ok(())
+        })
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        started.try_recv().is_err(),
+        "the new pool wrote while the old one held the file's writer turn"
+    );
+    release.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    assert!(started.try_recv().is_ok());
+}
+
 #[tokio::test]
 async fn a_deleted_tenant_file_gives_503_and_no_new_file() {
     let app = spawn_app().await;
