@@ -231,7 +231,9 @@ fn prune(
     retention: Retention,
 ) -> rusqlite::Result<()> {
     // seq follows time, so both limits are a prefix of the log: delete below the higher of
-    // the two boundaries, walking the primary key rather than scanning `created_at`.
+    // the two boundaries, walking the primary key rather than scanning `created_at`. (If the
+    // clock steps back, events written after the step can outlive the age limit a little:
+    // they wait behind older, still live ones.)
     conn.prepare_cached(
         "DELETE FROM event WHERE seq < max(?1,
              coalesce((SELECT seq FROM event WHERE created_at >= ?2 ORDER BY seq LIMIT 1), ?3))",
@@ -271,16 +273,17 @@ pub fn list_after(
         .query_row([], |row| row.get(0))?;
     // Something after `after` is gone if the oldest kept event is further than the next one,
     // or if every event was pruned while some were written after `after`.
-    let truncated = match oldest {
-        Some(oldest) => oldest > after + 1,
-        None => newest_ever > after,
+    let Some(oldest) = oldest else {
+        return Ok((Vec::new(), newest_ever > after));
     };
+    let truncated = oldest > after + 1;
+    // From the oldest kept event on: expired ones still in the table are not served.
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, type, payload, created_at FROM event WHERE seq > max(?1, ?2 - 1)
+        "SELECT seq, type, payload, created_at FROM event WHERE seq >= ?1 AND seq > ?2
          ORDER BY seq LIMIT ?3",
     )?;
     let events = stmt
-        .query_map(params![after, oldest.unwrap_or(i64::MAX), limit], |row| {
+        .query_map(params![oldest, after, limit], |row| {
             let kind: String = row.get(1)?;
             let payload: String = row.get(2)?;
             let kind = EventKind::parse(&kind).ok_or_else(|| {

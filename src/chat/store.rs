@@ -14,6 +14,10 @@ use crate::error::ApiError;
 const CONVERSATION_COLUMNS: &str = "id, contact_name, contact_number, platform, last_message, \
      last_message_at, unread_count, created_at, activity_at";
 
+/// Messages that may arrive between a conversation list's first page and a later one before
+/// its cursor is refused as too old (each later page reads them to find what moved).
+pub const MAX_MESSAGES_SINCE_SNAPSHOT: i64 = 50_000;
+
 /// The list's `q` and `unread` filters, on the current values of a row.
 const LIST_FILTERS: &str =
     "AND (?3 IS NULL OR contact_name LIKE ?3 ESCAPE '\\' OR contact_number LIKE ?4)
@@ -103,7 +107,12 @@ impl ConversationCursor {
             let cursor = Self {
                 activity_at: parts.next()?.parse().ok()?,
                 id: Uuid::parse_str(parts.next()?).ok()?,
-                snapshot: parts.next()?.parse().ok()?,
+                // A cursor from before snapshots keeps paging as it did: nothing counts as
+                // moved, so a conversation that moves may be missed.
+                snapshot: match parts.next() {
+                    Some(snapshot) => snapshot.parse().ok()?,
+                    None => i64::MAX,
+                },
             };
             parts.next().is_none().then_some(cursor)
         })
@@ -217,6 +226,21 @@ pub fn write_conversation_page(
             }
             None => (None, None),
         };
+    if let Some(cursor) = after {
+        let newest: i64 = conn
+            .prepare_cached("SELECT coalesce(max(rowid), 0) FROM message")?
+            .query_row([], |row| row.get(0))?;
+        // A later page reads every message since its snapshot: bound that work.
+        if newest.saturating_sub(cursor.snapshot) > MAX_MESSAGES_SINCE_SNAPSHOT {
+            return Err(ApiError::bad_request(
+                "invalid_cursor",
+                format!(
+                    "cursor is too old: more than {MAX_MESSAGES_SINCE_SNAPSHOT} messages \
+                     arrived since its first page; list again from the first page"
+                ),
+            ));
+        }
+    }
     // Column 9 is the row's list position; on a first page, column 10 is the snapshot.
     let mut stmt = match after {
         None => conn.prepare_cached(&format!(

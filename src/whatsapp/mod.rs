@@ -97,9 +97,10 @@ pub trait WhatsApp: Send + Sync + 'static {
     fn disconnect(&self, tenant: TenantId) -> BoxFuture<'_, ()>;
 
     /// Unlinks the device from the phone (when connected) and stops the client; a no-op when
-    /// no client runs. Returns whether WhatsApp was told to unlink the device: when it was
-    /// not (no client, or not connected), the phone keeps listing it under Linked devices
-    /// until removed there. Reports no event; the caller removes the session folder afterwards.
+    /// no client runs. Returns whether WhatsApp was asked to unlink the device (the crate
+    /// does not report whether the request then succeeded): when it was not (no client, or
+    /// not connected), a linked phone keeps listing it under Linked devices until removed
+    /// there. Reports no event; the caller removes the session folder afterwards.
     fn logout(&self, tenant: TenantId) -> BoxFuture<'_, bool>;
 
     /// Stops every client (at shutdown).

@@ -204,9 +204,9 @@ pub async fn pair_code(
     Ok(state.sessions.status(tenant))
 }
 
-/// Unlinks the device and deletes the session folder. If WhatsApp could not be told (the
-/// session was off or not connected), the reason says so: the phone still lists the device
-/// under Linked devices until it is removed there.
+/// Unlinks the device and deletes the session folder. If WhatsApp could not be asked (the
+/// session was off or not connected), the reason says so: a linked phone still lists the
+/// device under Linked devices until it is removed there.
 pub async fn logout(state: &AppState, tenant: TenantId) -> Result<WhatsappStatus, ApiError> {
     let _guard = state.sessions.lock(tenant).await;
     let linked = tokio::fs::try_exists(state.sessions.folder(tenant))
@@ -214,11 +214,13 @@ pub async fn logout(state: &AppState, tenant: TenantId) -> Result<WhatsappStatus
         .unwrap_or(false);
     let unlinked = state.whatsapp.logout(tenant).await;
     remove_folder(state, tenant).await;
+    // Whether a phone was ever linked is not known here (a folder also holds a session
+    // that only showed QR codes), so the advice is conditional.
     let reason = if unlinked || !linked {
         "logged out from AEZEN"
     } else {
-        "logged out from AEZEN, but WhatsApp could not be reached to unlink this device: \
-         remove it on the phone under Settings → Linked devices"
+        "logged out from AEZEN, but WhatsApp could not be told: if a phone was linked, \
+         remove this device on it under Settings → Linked devices"
     };
     set(state, tenant, |e| {
         e.qr = None;

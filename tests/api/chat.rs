@@ -424,6 +424,22 @@ async fn bad_chat_input_gets_a_4xx_naming_the_field() {
             .contains("cursor")
     );
     assert_error(bad_cursor, StatusCode::BAD_REQUEST, "invalid_cursor");
+    // A cursor whose snapshot is far behind (here forged) would make a page read every
+    // message since: refused, with what to do.
+    use base64::Engine as _;
+    let stale = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("c:1700000000000:{}:-100000", uuid::Uuid::nil()));
+    let stale = app
+        .get(&format!("/api/conversations?cursor={stale}"), &owner.token)
+        .await;
+    assert!(
+        stale.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("first page"),
+        "{stale:?}"
+    );
+    assert_error(stale, StatusCode::BAD_REQUEST, "invalid_cursor");
     let bad_before = app
         .get(
             &format!("/api/conversations/{cid}/messages?before=Yzox"),
