@@ -1155,9 +1155,10 @@ async fn wait_http_state(
 
 // ---- bare SQLite baselines ---------------------------------------------------------------------
 
-const TENANT_SCHEMA: [&str; 2] = [
+const TENANT_SCHEMA: [&str; 3] = [
     include_str!("../migrations/tenant/V1__meta.sql"),
     include_str!("../migrations/tenant/V2__chat.sql"),
+    include_str!("../migrations/tenant/V3__newest_message.sql"),
 ];
 
 /// A tenant-shaped file opened as the server opens one (`aezen::db::open_connection`: its
