@@ -153,6 +153,47 @@ async fn a_pool_that_left_the_cache_and_its_successor_share_one_writer_turn() {
 }
 
 #[tokio::test]
+async fn a_tenant_file_from_an_older_version_is_migrated_when_next_opened() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    for i in 0..3 {
+        app.incoming(
+            &owner,
+            json!({"from": format!("+62812000{i:05}"), "content": "hi"}),
+        )
+        .await;
+    }
+    let file = app.tenant_files().remove(0);
+    let (root, config) = app.stop().await;
+    // Turn the file back into one written by a binary with migrations 1–2 only.
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    conn.execute_batch(
+        "DELETE FROM tenant_meta WHERE key = 'newest_message';
+         DELETE FROM refinery_schema_history WHERE version = 3;
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let app = TestApp::start_on(root, config).await;
+    let (status, body) = app.get("/api/tenant", &owner.token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["schemaVersion"], 3);
+    let (status, page) = app.get("/api/conversations?limit=2", &owner.token).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (_root, _config) = app.stop().await;
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let newest: String = conn
+        .query_row(
+            "SELECT value FROM tenant_meta WHERE key = 'newest_message'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(newest, "3", "the migration records the newest message");
+}
+
+#[tokio::test]
 async fn a_deleted_tenant_file_gives_503_and_no_new_file() {
     let app = spawn_app().await;
     let victim = app.register("Victim").await;
