@@ -1161,6 +1161,14 @@ const TENANT_SCHEMA: [&str; 3] = [
     include_str!("../migrations/tenant/V3__newest_message.sql"),
 ];
 
+/// What `store::insert_message` does after each insert: the newest message's rowid, the
+/// conversation list's snapshot.
+fn note_newest_message(tx: &Connection) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE tenant_meta SET value = ?1 WHERE key = 'newest_message'")?
+        .execute([tx.last_insert_rowid()])?;
+    Ok(())
+}
+
 /// A tenant-shaped file opened as the server opens one (`aezen::db::open_connection`: its
 /// pragmas, its default `FileLock::Exclusive`), with its
 /// schema and `conversations` conversations.
@@ -1308,6 +1316,7 @@ impl BareLoop {
              VALUES (?1, ?2, ?3, 'agent', 'text', 'pending', 1, NULL, ?4, ?5)",
         )?
         .execute(params![id, conversation, content, self.author, now])?;
+        note_newest_message(&tx)?;
         let row = tx
             .prepare_cached(&format!(
                 "UPDATE conversation SET last_message = ?2, last_message_at = ?3,
@@ -1359,6 +1368,7 @@ impl BareLoop {
                  VALUES (?1, ?2, ?3, 'user', 'text', 'delivered', 0, ?4, NULL, ?5)",
             )?
             .execute(params![id, conversation, content, wa_id, now])?;
+            note_newest_message(&tx)?;
             let row = tx
                 .prepare_cached(&format!(
                     "UPDATE conversation SET last_message = ?2, last_message_at = ?3,

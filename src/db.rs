@@ -26,7 +26,7 @@ use crate::error::ApiError;
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Manager>,
-    writer: Arc<tokio::sync::Mutex<()>>,
+    writer: Writer,
     /// Whether the write-ahead log may hold frames that are not in the file yet: set by every
     /// [`Db::write`] and by [`Db::mark_logged`]. A pool that was only read needs no
     /// checkpoint when it closes.
@@ -36,6 +36,11 @@ pub struct Db {
 }
 
 type Seed = Arc<std::sync::Mutex<Option<Connection>>>;
+
+/// A file's writer turn. Every `Db` opened on one file must share it (the tenant pools keep
+/// one per tenant), so that a pool that left the cache, still held by a task, and the pool
+/// opened after it never write at once.
+pub type Writer = Arc<tokio::sync::Mutex<()>>;
 
 /// How durable commits are: FULL for the master registry, NORMAL for tenant files.
 #[derive(Debug, Clone, Copy)]
@@ -97,20 +102,17 @@ impl Db {
         .await
     }
 
-    /// Makes `writer` this file's writer turn: every `Db` opened on one file must share it,
-    /// so that a pool that left the tenant cache (still held by a task) and the pool opened
-    /// after it never write at once.
-    pub fn with_writer(self, writer: Arc<tokio::sync::Mutex<()>>) -> Self {
-        Self { writer, ..self }
-    }
-
     /// Copies the write-ahead log into the database file and truncates it, on the calling
     /// (blocking) thread. Returns `false` if a reader or writer still using the file kept it
     /// from completing (the log then holds committed data until the next checkpoint).
+    ///
+    /// Takes the file's writer turn first (so it never meets a writer of a newer pool on the
+    /// same file in SQLite's busy handler): call it from a plain thread, not from async code.
     pub fn checkpoint_blocking(&self) -> Result<bool, ApiError> {
         if !self.logged.load(Ordering::Relaxed) {
             return Ok(true);
         }
+        let _turn = self.writer.blocking_lock();
         let checkpoint = |conn: &Connection| -> Result<bool, ApiError> {
             let busy: i64 =
                 conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
@@ -287,6 +289,7 @@ pub fn open_pool(
     max_size: u32,
     threads: Arc<ScheduledThreadPool>,
     first: Option<Connection>,
+    writer: Writer,
 ) -> Result<Db, r2d2::Error> {
     let (target, flags) = open_target(path, lock);
     let seeded = first.is_some();
@@ -311,7 +314,7 @@ pub fn open_pool(
     }
     Ok(Db {
         pool,
-        writer: Arc::default(),
+        writer,
         logged: Arc::default(),
         seed,
     })

@@ -206,8 +206,8 @@ pub fn append_message_status(
     append(conn, EventKind::MessageStatus, data, retention)
 }
 
-/// Appends one event in its own transaction and broadcasts it (for events that are not part
-/// of a chat change, such as the WhatsApp session's).
+/// Appends one event in its own transaction and queues it for the sockets (for events that
+/// are not part of a chat change, such as the WhatsApp session's).
 pub async fn record(
     state: &crate::app::AppState,
     tenant: crate::ids::TenantId,

@@ -5,8 +5,8 @@
 //! transaction — one commit for many messages under load, instead of one per message — with
 //! the tenants' groups running concurrently. A message's WhatsApp id is unique per tenant:
 //! a redelivered id changes nothing and emits nothing. Events are queued for the sockets on
-//! commit (in commit order);
-//! a backend that asked (`stored`) is told only once the message is durable.
+//! commit (in commit order); a backend that asked (`stored`) is told only once the message
+//! is durable.
 
 use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -84,7 +84,7 @@ async fn apply(state: AppState, tenant: TenantId, events: Vec<InboundEvent>) {
         }
         Err(err) => {
             // The batch was rolled back as a whole; the backend did not get an ack, so
-            // WhatsApp will redeliver. Tell any waiting caller why.
+            // WhatsApp will redeliver. Waiting callers see their reply dropped (an error).
             tracing::error!(tenant = %tenant, error = %err, "inbound batch not stored");
         }
     }

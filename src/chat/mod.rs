@@ -6,7 +6,7 @@
 //! - [`ingest`]: stores what WhatsApp delivers (messages, receipts), batched per tenant.
 //!
 //! Every change here writes its realtime event into the tenant's event log in the same
-//! transaction (see [`crate::events`]) and is broadcast only after it commits.
+//! transaction (see [`crate::events`]) and is queued for the sockets as it commits.
 
 pub mod ingest;
 pub mod outbox;

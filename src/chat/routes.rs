@@ -288,7 +288,6 @@ pub async fn send_to_conversation(
             queue_sent(state, scope),
         )
         .await?;
-    state.outbox.kick(state, scope.caller.tenant_id());
     Ok(message)
 }
 
@@ -314,7 +313,6 @@ pub async fn send_to_number(
             queue_sent(state, scope),
         )
         .await?;
-    state.outbox.kick(state, scope.caller.tenant_id());
     Ok(message)
 }
 
@@ -347,13 +345,17 @@ fn accept_outgoing(
     ))
 }
 
-/// The `committed` step of a send: queues its `message_sent` for the tenant's sockets.
+/// The `committed` step of a send: queues its `message_sent` for the tenant's sockets and
+/// wakes the outbox. Both happen even if the client has gone by then.
 fn queue_sent(
     state: &AppState,
     scope: &TenantScope,
 ) -> impl FnOnce(&mut (Message, Event)) + Send + use<> {
-    let (realtime, tenant) = (state.realtime.clone(), scope.caller.tenant_id());
-    move |(_, event)| realtime.queue(tenant, vec![event.clone()])
+    let (state, tenant) = (state.clone(), scope.caller.tenant_id());
+    move |(_, event)| {
+        state.realtime.queue(tenant, vec![event.clone()]);
+        state.outbox.kick(&state, tenant);
+    }
 }
 
 /// Marks a conversation read: its unread count drops to 0, its incoming messages are marked

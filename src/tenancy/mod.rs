@@ -44,5 +44,6 @@ pub fn open_master(path: &Path) -> anyhow::Result<Db> {
         8,
         threads,
         None,
+        db::Writer::default(),
     )?)
 }

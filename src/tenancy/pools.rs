@@ -355,9 +355,9 @@ impl Inner {
             self.connections_per_tenant,
             Arc::clone(&self.threads),
             Some(conn),
+            self.writer(tenant),
         )
-        .map_err(|e| ApiError::internal("tenant pool", e))?
-        .with_writer(self.writer(tenant));
+        .map_err(|e| ApiError::internal("tenant pool", e))?;
         // After the checks and `first`, which may have written: a log that is not empty now
         // (from them, from provisioning, or from an earlier open whose closing checkpoint
         // could not finish) is emptied when this pool closes.
@@ -371,7 +371,7 @@ impl Inner {
     }
 
     /// The tenant's writer turn: the one that a `Db` of its file still holds, else a new one.
-    fn writer(&self, tenant: TenantId) -> Arc<tokio::sync::Mutex<()>> {
+    fn writer(&self, tenant: TenantId) -> db::Writer {
         let mut writers = self
             .writers
             .lock()

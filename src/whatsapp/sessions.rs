@@ -399,7 +399,8 @@ async fn remove_folder(state: &AppState, tenant: TenantId) {
     }
 }
 
-/// Updates the status and, if it changed, records and broadcasts `whatsapp_status`.
+/// Updates the status and, if it changed, records `whatsapp_status` and queues it for the
+/// sockets.
 async fn set(state: &AppState, tenant: TenantId, change: impl FnOnce(&mut Entry)) {
     if let Some(status) = state.sessions.update(tenant, change) {
         let data = EventData {
