@@ -240,24 +240,31 @@ impl TestApp {
     /// Links the tenant's simulated WhatsApp: toggle on, wait for the QR code, scan it, wait
     /// until connected.
     pub async fn link(&self, owner: &Account) {
-        let (status, body) = self
-            .post(
-                "/api/integrations/whatsapp/toggle",
-                Some(&owner.token),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        self.toggle(owner).await;
         self.wait_for_session(owner, "qr").await;
-        let (status, body) = self
-            .post(
-                "/api/integrations/whatsapp/simulate/scan",
-                Some(&owner.token),
-                json!({}),
-            )
-            .await;
+        let (status, body) = self.scan(owner).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         self.wait_for_session(owner, "connected").await;
+    }
+
+    /// The simulated phone scans the QR code being shown; returns the response.
+    pub async fn scan(&self, account: &Account) -> (StatusCode, Value) {
+        self.post(
+            "/api/integrations/whatsapp/simulate/scan",
+            Some(&account.token),
+            json!({}),
+        )
+        .await
+    }
+
+    /// Logs the tenant's WhatsApp out; returns the response.
+    pub async fn logout(&self, account: &Account) -> (StatusCode, Value) {
+        self.post(
+            "/api/integrations/whatsapp/logout",
+            Some(&account.token),
+            json!({}),
+        )
+        .await
     }
 
     /// `sessions/<tenant-id>/` of an account's tenant.
@@ -380,6 +387,22 @@ impl Drop for TestApp {
 
 /// Asserts an error response's status and code.
 #[track_caller]
+/// [`assert_error`], and its message names `named` (the field, the path, what to do).
+pub fn assert_error_naming(
+    actual: (StatusCode, Value),
+    status: StatusCode,
+    code: &str,
+    named: &str,
+) {
+    let message = actual.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(named),
+        "{code}: the message does not name {named:?}: {}",
+        actual.1
+    );
+    assert_error(actual, status, code);
+}
+
 pub fn assert_error(actual: (StatusCode, Value), status: StatusCode, code: &str) {
     let (got_status, body) = actual;
     assert_eq!(got_status, status, "{body}");

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, assert_error_naming, spawn_app};
 
 #[tokio::test]
 async fn owners_and_admins_manage_the_team() {
@@ -170,15 +170,12 @@ async fn team_input_is_validated() {
             json!({"name": "X", "email": "x@example.com", "password": "password123", "role": "superuser"}),
         )
         .await;
-    assert!(
-        bad_role.1["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("role"),
-        "{}",
-        bad_role.1
+    assert_error_naming(
+        bad_role,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+        "role",
     );
-    assert_error(bad_role, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
     let dup = app
         .post(
             "/api/team",

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Account, TestApp, assert_error, spawn_app};
+use crate::helpers::{Account, TestApp, assert_error, assert_error_naming, spawn_app};
 use crate::sockets::Socket;
 
 async fn qr_svg(app: &TestApp, account: &Account) -> reqwest::Response {
@@ -55,13 +55,7 @@ async fn linking_sending_and_unlinking_end_to_end() {
     assert_eq!(res.headers()["content-type"], "image/svg+xml");
     assert!(res.text().await.unwrap().contains("<svg"));
 
-    let (status, _) = app
-        .post(
-            "/api/integrations/whatsapp/simulate/scan",
-            Some(&owner.token),
-            json!({}),
-        )
-        .await;
+    let (status, _) = app.scan(&owner).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let connected = socket.next("whatsapp_status").await;
     assert_eq!(connected["state"], "connected");
@@ -194,13 +188,12 @@ async fn linking_by_pairing_code() {
             json!({"phoneNumber": "12"}),
         )
         .await;
-    assert!(
-        bad.1["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("phoneNumber")
+    assert_error_naming(
+        bad,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        "phoneNumber",
     );
-    assert_error(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 
     let (status, _) = app
         .post(
@@ -237,12 +230,7 @@ async fn linking_by_pairing_code() {
         "read back from the log intact"
     );
 
-    app.post(
-        "/api/integrations/whatsapp/simulate/scan",
-        Some(&owner.token),
-        json!({}),
-    )
-    .await;
+    app.scan(&owner).await;
     app.wait_for_session(&owner, "connected").await;
     let again = app
         .post(
@@ -259,36 +247,18 @@ async fn logout_unlinks_and_deletes_the_session_folder() {
     let app = spawn_app().await;
     let owner = app.register("Acme").await;
     app.link(&owner).await;
-    let (status, body) = app
-        .post(
-            "/api/integrations/whatsapp/logout",
-            Some(&owner.token),
-            json!({}),
-        )
-        .await;
+    let (status, body) = app.logout(&owner).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "logged_out");
     assert_eq!(body["reason"], "logged out from AEZEN", "WhatsApp was told");
     assert!(!app.session_folder(&owner).exists());
-    let scan = app
-        .post(
-            "/api/integrations/whatsapp/simulate/scan",
-            Some(&owner.token),
-            json!({}),
-        )
-        .await;
-    assert_error(scan, StatusCode::CONFLICT, "not_pairing");
+    assert_error(app.scan(&owner).await, StatusCode::CONFLICT, "not_pairing");
     // Linking again starts from a QR code.
     app.toggle(&owner).await;
     app.wait_for_session(&owner, "qr").await;
 
     // Linked, then turned off: logging out cannot reach WhatsApp, and says what to do.
-    app.post(
-        "/api/integrations/whatsapp/simulate/scan",
-        Some(&owner.token),
-        json!({}),
-    )
-    .await;
+    app.scan(&owner).await;
     app.wait_for_session(&owner, "connected").await;
     app.toggle(&owner).await;
     app.wait_for_session(&owner, "disconnected").await;
@@ -296,13 +266,7 @@ async fn logout_unlinks_and_deletes_the_session_folder() {
         app.session_folder(&owner).exists(),
         "toggling off keeps the link"
     );
-    let (status, body) = app
-        .post(
-            "/api/integrations/whatsapp/logout",
-            Some(&owner.token),
-            json!({}),
-        )
-        .await;
+    let (status, body) = app.logout(&owner).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "logged_out");
     assert!(
@@ -365,12 +329,7 @@ async fn two_tenants_never_share_a_session_folder_or_an_event() {
     assert_ne!(app.session_folder(&a), app.session_folder(&b));
     assert!(app.session_folder(&a).is_dir() && app.session_folder(&b).is_dir());
 
-    app.post(
-        "/api/integrations/whatsapp/simulate/scan",
-        Some(&a.token),
-        json!({}),
-    )
-    .await;
+    app.scan(&a).await;
     app.wait_for_session(&a, "connected").await;
     assert_eq!(
         app.wait_for_session(&b, "qr").await["state"],
@@ -379,12 +338,7 @@ async fn two_tenants_never_share_a_session_folder_or_an_event() {
     );
 
     // B's socket sees B's session only: connecting, (its QR, taken above), qr, connected.
-    app.post(
-        "/api/integrations/whatsapp/simulate/scan",
-        Some(&b.token),
-        json!({}),
-    )
-    .await;
+    app.scan(&b).await;
     let mut seen = Vec::new();
     while seen.last().is_none_or(|(_, state)| state != "connected") {
         let (name, event) = b_socket.next_app_event().await;
@@ -399,14 +353,7 @@ async fn two_tenants_never_share_a_session_folder_or_an_event() {
 async fn simulated_endpoints_refuse_wrong_states() {
     let app = spawn_app().await;
     let owner = app.register("Acme").await;
-    let scan = app
-        .post(
-            "/api/integrations/whatsapp/simulate/scan",
-            Some(&owner.token),
-            json!({}),
-        )
-        .await;
-    assert_error(scan, StatusCode::CONFLICT, "not_pairing");
+    assert_error(app.scan(&owner).await, StatusCode::CONFLICT, "not_pairing");
     let unlink = app
         .post(
             "/api/integrations/whatsapp/simulate/unlink",
@@ -439,12 +386,7 @@ async fn unscanned_qr_codes_expire_and_linking_can_start_again() {
     app.toggle(&owner).await;
     let fresh = socket.next("qr").await;
     assert!(!codes.contains(fresh["code"].as_str().unwrap()));
-    app.post(
-        "/api/integrations/whatsapp/simulate/scan",
-        Some(&owner.token),
-        json!({}),
-    )
-    .await;
+    app.scan(&owner).await;
     app.wait_for_session(&owner, "connected").await;
 }
 
