@@ -219,7 +219,7 @@ pub async fn record(
     let realtime = state.realtime.clone();
     db.write_then(
         move |tx| Ok(append(tx, kind, data, retention)?),
-        move |event| realtime.queue(tenant, vec![event.clone()]),
+        move |event| realtime.queue(tenant, [event.clone()]),
     )
     .await
 }

@@ -62,7 +62,8 @@ impl Realtime {
     /// next write: a tenant's events reach its sockets in `seq` order, none is skipped, and
     /// the writer never waits for sockets. Never blocks. (Unbounded: an emit only queues a
     /// frame per socket, so the broadcaster keeps up with any write rate SQLite allows.)
-    pub fn queue(&self, tenant: TenantId, events: Vec<Event>) {
+    pub fn queue(&self, tenant: TenantId, events: impl IntoIterator<Item = Event>) {
+        let events: Vec<Event> = events.into_iter().collect();
         if !events.is_empty() && self.queue.send((tenant, events)).is_err() {
             tracing::debug!(tenant = %tenant, "broadcaster stopped; events not sent to sockets");
         }

@@ -155,7 +155,7 @@ async fn create_conversation(
                     .transpose()?;
                 Ok((conversation, event))
             },
-            move |(_, event)| realtime.queue(tenant, event.clone().into_iter().collect()),
+            move |(_, event)| realtime.queue(tenant, event.clone()),
         )
         .await?;
     let status = if event.is_some() {
@@ -353,7 +353,7 @@ fn queue_sent(
 ) -> impl FnOnce(&mut (Message, Event)) + Send + use<> {
     let (state, tenant) = (state.clone(), scope.caller.tenant_id());
     move |(_, event)| {
-        state.realtime.queue(tenant, vec![event.clone()]);
+        state.realtime.queue(tenant, [event.clone()]);
         state.outbox.kick(&state, tenant);
     }
 }
@@ -391,7 +391,7 @@ async fn mark_read(
                     .transpose()?;
                 Ok((conversation, whatsapp_ids, event))
             },
-            move |(_, _, event)| realtime.queue(tenant, event.take().into_iter().collect()),
+            move |(_, _, event)| realtime.queue(tenant, event.take()),
         )
         .await?;
     if !whatsapp_ids.is_empty() {
