@@ -102,6 +102,11 @@ impl Db {
         .await
     }
 
+    /// Whether `other` takes its writes in turn with this one (the same file's writer turn).
+    pub fn shares_writer_with(&self, other: &Db) -> bool {
+        Arc::ptr_eq(&self.writer, &other.writer)
+    }
+
     /// Copies the write-ahead log into the database file and truncates it, on the calling
     /// (blocking) thread. Returns `false` if a reader or writer still using the file kept it
     /// from completing (the log then holds committed data until the next checkpoint).

@@ -116,40 +116,41 @@ async fn a_pool_that_left_the_cache_and_its_successor_share_one_writer_turn() {
     app.get("/api/tenant", &b.token).await;
     let new = tenants.get(tenant).await.unwrap();
     assert_eq!(app.metric("aezen_tenant_opens_total").await, opens + 2);
+    assert!(
+        old.shares_writer_with(&new),
+        "two pools on one file, each with its own writer turn"
+    );
 
-    // A write on the old pool has committed and is handing on what it recorded.
+    // So a write on the new pool waits while one on the old pool has committed and is still
+    // handing on what it recorded: nothing commits, or is handed on, out of order.
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (committed, handing_on) = tokio::sync::oneshot::channel();
     let (release, released) = std::sync::mpsc::channel::<()>();
+    let log = Arc::clone(&order);
     let first = tokio::spawn(async move {
         old.write_then(
             |_| Ok(()),
             move |_| {
                 let _ = committed.send(());
                 let _ = released.recv();
+                log.lock().unwrap().push("old handed on");
             },
         )
         .await
     });
     handing_on.await.unwrap();
-    // The new pool's write must not start before that is done: it would commit, and hand
-    // on, out of order.
-    let (entered, started) = std::sync::mpsc::channel();
+    let log = Arc::clone(&order);
     let second = tokio::spawn(async move {
         new.write(move |_| {
-            let _ = entered.send(());
+            log.lock().unwrap().push("new wrote");
             Ok(())
         })
         .await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(
-        started.try_recv().is_err(),
-        "the new pool wrote while the old one held the file's writer turn"
-    );
     release.send(()).unwrap();
     first.await.unwrap().unwrap();
     second.await.unwrap().unwrap();
-    assert!(started.try_recv().is_ok());
+    assert_eq!(*order.lock().unwrap(), ["old handed on", "new wrote"]);
 }
 
 #[tokio::test]
