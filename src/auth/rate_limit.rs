@@ -38,10 +38,13 @@ impl AuthLimiter {
         self.refuse_if_limited(self.per_account.check_key(&account.to_owned()))
     }
 
-    /// Forgets keys whose limit has fully recovered, bounding memory (run periodically).
+    /// Forgets keys whose limit has fully recovered and gives back the table space a burst of
+    /// keys took, bounding memory (run periodically).
     pub fn forget_idle(&self) {
         self.per_ip.retain_recent();
+        self.per_ip.shrink_to_fit();
         self.per_account.retain_recent();
+        self.per_account.shrink_to_fit();
     }
 
     fn refuse_if_limited(

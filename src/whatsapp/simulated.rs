@@ -10,7 +10,7 @@
 //! are injected by the `simulate/*` endpoints through the same inbound channel the real
 //! adapter uses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,9 +61,13 @@ pub struct Simulated {
     /// How long each QR code lasts after the first (which lasts three times as long).
     qr_interval: Duration,
     inbound: mpsc::Sender<Inbound>,
-    /// Every mark-read call, for tests to check that read state reached "WhatsApp".
-    read_log: Mutex<Vec<(TenantId, String, Vec<String>)>>,
+    /// The latest [`READ_LOG_LEN`] mark-read calls, for tests to check that read state
+    /// reached "WhatsApp" (bounded: a server on the simulated backend may run for long).
+    read_log: Mutex<VecDeque<(TenantId, String, Vec<String>)>>,
 }
+
+/// Mark-read calls the simulated backend remembers.
+const READ_LOG_LEN: usize = 1_000;
 
 /// Why a simulation request cannot be carried out now.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +80,7 @@ impl Simulated {
             sessions: SessionMap::default(),
             qr_interval,
             inbound,
-            read_log: Mutex::new(Vec::new()),
+            read_log: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -128,7 +132,7 @@ impl Simulated {
         Ok(())
     }
 
-    /// The mark-read calls made so far for `tenant`: `(chat, ids)`.
+    /// The mark-read calls made for `tenant` among the latest [`READ_LOG_LEN`]: `(chat, ids)`.
     pub fn reads(&self, tenant: TenantId) -> Vec<(String, Vec<String>)> {
         self.read_log
             .lock()
@@ -266,10 +270,14 @@ impl WhatsApp for Simulated {
         ids: &'a [String],
     ) -> BoxFuture<'a, Result<(), SendError>> {
         let result = if self.is_connected(tenant) {
-            self.read_log
+            let mut log = self
+                .read_log
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push((tenant, chat.to_owned(), ids.to_vec()));
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if log.len() == READ_LOG_LEN {
+                log.pop_front();
+            }
+            log.push_back((tenant, chat.to_owned(), ids.to_vec()));
             Ok(())
         } else {
             Err(SendError::NotConnected)
@@ -328,5 +336,43 @@ impl WhatsApp for Simulated {
 
     fn kind(&self) -> BackendKind {
         BackendKind::Simulated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_read_log_keeps_only_the_latest_calls() {
+        let (inbound, mut events) = mpsc::channel(1024);
+        let drain = tokio::spawn(async move { while events.recv().await.is_some() {} });
+        let simulated = Simulated::new(inbound, Duration::from_secs(60));
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::new();
+        simulated
+            .connect(tenant, dir.path(), LinkMethod::Qr)
+            .await
+            .unwrap();
+        // The session shows a QR code once its start task has run.
+        let scanned = async {
+            while simulated.scan(tenant).await.is_err() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), scanned)
+            .await
+            .expect("the simulated session never showed a QR code");
+        for i in 0..READ_LOG_LEN + 5 {
+            simulated
+                .mark_read(tenant, "chat", &[i.to_string()])
+                .await
+                .unwrap();
+        }
+        let reads = simulated.reads(tenant);
+        assert_eq!(reads.len(), READ_LOG_LEN);
+        assert_eq!(reads[0].1, ["5"]);
+        assert_eq!(reads[READ_LOG_LEN - 1].1, [(READ_LOG_LEN + 4).to_string()]);
+        drain.abort();
     }
 }
