@@ -14,7 +14,10 @@
 //! - Everything else (session life cycle, receipts) is forwarded in arrival order from the
 //!   crate's event bus to a per-tenant task that maps it and puts it on the inbound channel.
 //!   Once AEZEN stops a client, or its session ended for good, its later events are dropped:
-//!   the caller records such changes itself.
+//!   the caller records such changes itself. A session that ended for good (logged out, QR
+//!   codes expired, replaced, banned) is stopped and forgotten right after its end is
+//!   reported, so it does not hold its client, store connection and files until the tenant
+//!   connects again.
 //!
 //! Using an unofficial client may break WhatsApp's terms and get a number banned.
 
@@ -513,8 +516,12 @@ impl HttpClient for Offline {
 pub struct RealWhatsApp {
     inbound: mpsc::Sender<Inbound>,
     network: Network,
-    sessions: Mutex<HashMap<TenantId, Slot>>,
+    sessions: Slots,
 }
+
+/// Each tenant's client; a session's pump holds it weakly, to retire its own slot when the
+/// session ends for good.
+type Slots = Arc<Mutex<HashMap<TenantId, Slot>>>;
 
 enum Slot {
     /// A `connect` is building the client.
@@ -559,7 +566,7 @@ impl RealWhatsApp {
         Self {
             inbound,
             network,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Slots::default(),
         }
     }
 
@@ -674,6 +681,7 @@ impl RealWhatsApp {
             Arc::clone(&ended),
             self.inbound.clone(),
             pairing_by_code,
+            Arc::downgrade(&self.sessions),
         ));
         let handle = bot.spawn();
         tracing::info!(tenant = %tenant, linked = client.pn().is_some(), "WhatsApp client started");
@@ -930,7 +938,10 @@ impl EventHandler for Forwarder {
     }
 }
 
-/// Maps a session's events and puts them on the inbound channel.
+/// Maps a session's events and puts them on the inbound channel. When the session ends for
+/// good (logged out, QR codes expired, replaced, …) it reports that, then retires the session:
+/// its slot leaves `slots` and the client is stopped, so an ended session does not keep its
+/// client, store connection and files until the tenant connects again.
 async fn pump(
     tenant: TenantId,
     mut events: mpsc::UnboundedReceiver<Arc<Event>>,
@@ -938,6 +949,7 @@ async fn pump(
     ended: Arc<AtomicBool>,
     inbound: mpsc::Sender<Inbound>,
     pairing_by_code: bool,
+    slots: Weak<Mutex<HashMap<TenantId, Slot>>>,
 ) {
     while let Some(event) = events.recv().await {
         if ended.load(Ordering::SeqCst) {
@@ -972,18 +984,54 @@ async fn pump(
             tracing::debug!(tenant = %tenant, kind = ?event.kind(), "WhatsApp event not reported");
             continue;
         };
-        if let InboundEvent::Session(session) = &mapped {
-            log_session_event(tenant, session);
-            if ends_session(session) {
-                ended.store(true, Ordering::SeqCst);
-                // Most of these already stop the crate's run loop; a refused pairing code
-                // does not. Stopping makes `connect` start afresh next time.
-                tokio::spawn(async move { client.disconnect().await });
+        let ends = match &mapped {
+            InboundEvent::Session(session) => {
+                log_session_event(tenant, session);
+                ends_session(session)
             }
+            _ => false,
+        };
+        if ends {
+            ended.store(true, Ordering::SeqCst);
         }
         if !inject(&inbound, tenant, mapped).await {
             break;
         }
+        if ends {
+            // Most of these already stop the crate's run loop; a refused pairing code does
+            // not. Stopping makes `connect` start afresh next time.
+            match retire(tenant, &slots, &ended) {
+                Some(session) => {
+                    tokio::spawn(stop(tenant, session));
+                }
+                // Not in the map (yet, or any more): whoever holds it stops it.
+                None => {
+                    tokio::spawn(async move { client.disconnect().await });
+                }
+            }
+            break;
+        }
+    }
+}
+
+/// Takes the session whose end `ended` marks out of `slots`, if it is still the tenant's.
+fn retire(
+    tenant: TenantId,
+    slots: &Weak<Mutex<HashMap<TenantId, Slot>>>,
+    ended: &Arc<AtomicBool>,
+) -> Option<Session> {
+    let slots = slots.upgrade()?;
+    let mut slots = slots
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match slots.get(&tenant) {
+        Some(Slot::Running(session)) if Arc::ptr_eq(&session.ended, ended) => {
+            match slots.remove(&tenant) {
+                Some(Slot::Running(session)) => Some(session),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 
@@ -2047,6 +2095,7 @@ mod tests {
             Arc::clone(&ended),
             tx,
             false,
+            Weak::new(),
         ));
 
         // A batch the hook already committed is not delivered twice.
@@ -2088,6 +2137,60 @@ mod tests {
             InboundEvent::Session(SessionEvent::Failed { .. })
         ));
         assert!(ended.load(Ordering::SeqCst));
+
+        h.wa.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_that_ended_for_good_gives_up_its_client() {
+        let mut h = harness();
+        let tenant = TenantId::new();
+        let client = offline_client(&mut h, tenant).await;
+        let ended = match h.wa.sessions().get(&tenant) {
+            Some(Slot::Running(session)) => Arc::clone(&session.ended),
+            _ => panic!("the tenant's client is not running"),
+        };
+        // A pump on this session's flag, as `connect` wires it, fed the ending event.
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (tx, mut inbound) = mpsc::channel(8);
+        let pump = tokio::spawn(pump(
+            tenant,
+            events_rx,
+            Arc::downgrade(&client),
+            ended,
+            tx,
+            false,
+            Arc::downgrade(&h.wa.sessions),
+        ));
+        let client = {
+            let weak = Arc::downgrade(&client);
+            drop(client);
+            weak
+        };
+        events_tx
+            .send(Arc::new(Event::StreamReplaced(
+                StreamReplaced::builder().build(),
+            )))
+            .unwrap();
+        tokio::time::timeout(DEADLINE, pump)
+            .await
+            .expect("the pump did not finish")
+            .unwrap();
+
+        // The end is reported, then the session leaves the map and its client is released.
+        assert!(matches!(
+            inbound.try_recv().map(|i| i.event),
+            Ok(InboundEvent::Session(SessionEvent::Failed { .. }))
+        ));
+        assert!(h.wa.client(tenant).is_none());
+        assert!(!h.wa.is_running(tenant));
+        tokio::time::timeout(DEADLINE, async {
+            while client.upgrade().is_some() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the ended session's client is still alive");
 
         h.wa.shutdown().await;
     }
