@@ -40,7 +40,7 @@ type Seed = Arc<std::sync::Mutex<Option<Connection>>>;
 /// A file's writer turn. Every `Db` opened on one file must share it (the tenant pools keep
 /// one per tenant), so that a pool that left the cache, still held by a task, and the pool
 /// opened after it never write at once.
-pub type Writer = Arc<tokio::sync::Mutex<()>>;
+pub type Writer = crate::tenancy::locks::TenantLock;
 
 /// How durable commits are: FULL for the master registry, NORMAL for tenant files.
 #[derive(Debug, Clone, Copy)]

@@ -5,6 +5,7 @@
 //! created exactly once (at provisioning) and otherwise opened without `SQLITE_OPEN_CREATE`; a
 //! registered tenant whose file is missing is an error (503), never an empty replacement.
 
+pub mod locks;
 pub mod pools;
 pub mod registry;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use scheduled_thread_pool::ScheduledThreadPool;
 
+pub use locks::TenantLocks;
 pub use pools::{PoolSettings, TenantDb, TenantPools};
 pub use registry::{DbName, Tenant};
 

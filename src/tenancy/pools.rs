@@ -17,9 +17,8 @@
 //! off the request path. An evicted pool stays alive while a request holds a clone of it; its
 //! file closes when the last clone drops.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use moka::policy::EvictionPolicy;
@@ -31,6 +30,7 @@ use crate::db::{self, Db, Durability, FileLock, Migrated};
 use crate::error::ApiError;
 use crate::ids::TenantId;
 use crate::metrics::Metrics;
+use crate::tenancy::locks::TenantLocks;
 use crate::tenancy::registry::{self, TenantRecord};
 
 mod embedded {
@@ -62,15 +62,8 @@ struct Inner {
     metrics: Metrics,
     on_open: OnOpen,
     closer: Closer,
-    writers: Mutex<Writers>,
-}
-
-/// Each tenant's writer turn, while any `Db` of its file holds it.
-#[derive(Default)]
-struct Writers {
-    turns: HashMap<TenantId, Weak<tokio::sync::Mutex<()>>>,
-    /// Forget the turns no `Db` holds once the map reaches this size (then twice what is left).
-    prune_at: usize,
+    /// Each tenant's writer turn, while any `Db` of its file holds it.
+    writers: TenantLocks,
 }
 
 /// Called (on a blocking thread inside the runtime) each time a tenant's database is opened.
@@ -112,7 +105,7 @@ impl TenantPools {
                 metrics,
                 on_open,
                 closer,
-                writers: Mutex::default(),
+                writers: TenantLocks::default(),
             }),
         }
     }
@@ -372,20 +365,7 @@ impl Inner {
 
     /// The tenant's writer turn: the one that a `Db` of its file still holds, else a new one.
     fn writer(&self, tenant: TenantId) -> db::Writer {
-        let mut writers = self
-            .writers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(turn) = writers.turns.get(&tenant).and_then(Weak::upgrade) {
-            return turn;
-        }
-        if writers.turns.len() >= writers.prune_at {
-            writers.turns.retain(|_, turn| turn.strong_count() > 0);
-            writers.prune_at = (2 * writers.turns.len()).max(1024);
-        }
-        let turn = Arc::default();
-        writers.turns.insert(tenant, Arc::downgrade(&turn));
-        turn
+        self.writers.get(tenant)
     }
 
     /// The common case of [`Inner::check_and_migrate`], in one statement: the file is at this

@@ -32,6 +32,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::events::{self, EventData, EventKind, QrPayload};
 use crate::ids::TenantId;
+use crate::tenancy::TenantLocks;
 
 /// Sessions resumed at once at start-up.
 pub const RESUME_CONCURRENCY: usize = 8;
@@ -108,7 +109,7 @@ pub struct Sessions {
     entries: Mutex<HashMap<TenantId, Entry>>,
     /// One lock per tenant that serialises its toggle, pair, logout and resume, so two
     /// clicks cannot start two clients; other tenants never wait on it.
-    lifecycle: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+    lifecycle: TenantLocks,
 }
 
 impl Sessions {
@@ -116,7 +117,7 @@ impl Sessions {
         Self {
             root,
             entries: Mutex::new(HashMap::new()),
-            lifecycle: Mutex::new(HashMap::new()),
+            lifecycle: TenantLocks::default(),
         }
     }
 
@@ -133,14 +134,7 @@ impl Sessions {
 
     /// Waits for the tenant's life-cycle lock (see [`Sessions::lifecycle`]).
     async fn lock(&self, tenant: TenantId) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = Arc::clone(
-            self.lifecycle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(tenant)
-                .or_default(),
-        );
-        lock.lock_owned().await
+        self.lifecycle.get(tenant).lock_owned().await
     }
 
     pub fn status(&self, tenant: TenantId) -> WhatsappStatus {
