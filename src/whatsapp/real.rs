@@ -521,7 +521,8 @@ pub struct RealWhatsApp {
 
 /// Each tenant's client; a session's pump holds it weakly, to retire its own slot when the
 /// session ends for good.
-type Slots = Arc<Mutex<HashMap<TenantId, Slot>>>;
+type Slots = Arc<SlotMap>;
+type SlotMap = Mutex<HashMap<TenantId, Slot>>;
 
 enum Slot {
     /// A `connect` is building the client.
@@ -949,7 +950,7 @@ async fn pump(
     ended: Arc<AtomicBool>,
     inbound: mpsc::Sender<Inbound>,
     pairing_by_code: bool,
-    slots: Weak<Mutex<HashMap<TenantId, Slot>>>,
+    slots: Weak<SlotMap>,
 ) {
     while let Some(event) = events.recv().await {
         if ended.load(Ordering::SeqCst) {
@@ -1015,11 +1016,7 @@ async fn pump(
 }
 
 /// Takes the session whose end `ended` marks out of `slots`, if it is still the tenant's.
-fn retire(
-    tenant: TenantId,
-    slots: &Weak<Mutex<HashMap<TenantId, Slot>>>,
-    ended: &Arc<AtomicBool>,
-) -> Option<Session> {
+fn retire(tenant: TenantId, slots: &Weak<SlotMap>, ended: &Arc<AtomicBool>) -> Option<Session> {
     let slots = slots.upgrade()?;
     let mut slots = slots
         .lock()
