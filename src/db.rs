@@ -15,6 +15,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use scheduled_thread_pool::ScheduledThreadPool;
 
+use crate::config::FileLock;
 use crate::error::ApiError;
 
 /// A pool of connections to one SQLite file.
@@ -40,7 +41,7 @@ type Seed = Arc<std::sync::Mutex<Option<Connection>>>;
 /// A file's writer turn. Every `Db` opened on one file must share it (the tenant pools keep
 /// one per tenant), so that a pool that left the cache, still held by a task, and the pool
 /// opened after it never write at once.
-pub type Writer = crate::tenancy::locks::TenantLock;
+pub type Writer = crate::locks::TenantLock;
 
 /// How durable commits are: FULL for the master registry, NORMAL for tenant files.
 #[derive(Debug, Clone, Copy)]
@@ -155,20 +156,6 @@ impl Db {
             .map_err(|e| ApiError::internal("sqlite pool checkout", e))?;
         f(&mut conn)
     }
-}
-
-/// Whether other processes may open a database file while this one has it open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FileLock {
-    /// Only this process, through SQLite's `unix-excl` VFS: the first connection takes an
-    /// exclusive lock on the file for the process, held until its last connection closes.
-    /// In exchange, the write-ahead log's index lives in heap memory (no `-shm` file to
-    /// truncate, grow and map at each open) and locking inside the process makes no system
-    /// calls: an uncached tenant request costs about a third less (docs/PERFORMANCE.md).
-    Exclusive,
-    /// Any process, through SQLite's default `unix` VFS: an outside `sqlite3` (a live
-    /// `.backup`, an inspection) may open a file the server has open.
-    Shared,
 }
 
 /// What to hand SQLite to open the existing file `path` with `lock`, read-write: the path

@@ -3,8 +3,8 @@
 //! Every realtime event is appended to the tenant's `event` table in the same transaction as
 //! the change it reports, and gets the tenant's next `seq` (monotonic, never reused). Once
 //! the transaction commits, and before the file's next write begins, the events are queued
-//! for the Socket.IO broadcaster ([`crate::db::Db::write_then`],
-//! [`crate::realtime::Realtime::queue`]), which sends the same objects in that order: sockets
+//! for the Socket.IO broadcaster ([`crate::realtime::TenantEvents::write`]), which sends the
+//! same objects in that order: sockets
 //! see a tenant's events in `seq` order, so a dashboard that was disconnected asks
 //! `GET /api/events?after=<last seq it saw>` and misses nothing.
 //! Old entries are pruned by count every [`PRUNE_EVERY`] writes and by age as soon as the
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::chat::{Conversation, Message, from_millis, to_millis};
-use crate::whatsapp::sessions::WhatsappStatus;
+use crate::whatsapp::WhatsappStatus;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -196,32 +196,45 @@ pub fn append(
     })
 }
 
-/// Appends the `message_status` event of a message whose status just changed.
-pub fn append_message_status(
-    conn: &Connection,
-    message: crate::chat::Message,
+/// The events one transaction appends, to be queued for the sockets once it commits
+/// ([`crate::realtime::TenantEvents::write`]).
+#[derive(Debug)]
+pub struct Appended {
     retention: Retention,
-) -> rusqlite::Result<Event> {
-    let data = EventData::chat(Some(message), None);
-    append(conn, EventKind::MessageStatus, data, retention)
+    events: Vec<Event>,
 }
 
-/// Appends one event in its own transaction and queues it for the sockets (for events that
-/// are not part of a chat change, such as the WhatsApp session's).
-pub async fn record(
-    state: &crate::app::AppState,
-    tenant: crate::ids::TenantId,
-    kind: EventKind,
-    data: EventData,
-) -> Result<Event, crate::error::ApiError> {
-    let db = state.tenants.get(tenant).await?;
-    let retention = state.retention;
-    let realtime = state.realtime.clone();
-    db.write_then(
-        move |tx| Ok(append(tx, kind, data, retention)?),
-        move |event| realtime.queue(tenant, [event.clone()]),
-    )
-    .await
+impl Appended {
+    pub fn new(retention: Retention) -> Self {
+        Self {
+            retention,
+            events: Vec::new(),
+        }
+    }
+
+    /// Appends an event inside the transaction `conn` belongs to.
+    pub fn push(
+        &mut self,
+        conn: &Connection,
+        kind: EventKind,
+        data: EventData,
+    ) -> rusqlite::Result<()> {
+        self.events.push(append(conn, kind, data, self.retention)?);
+        Ok(())
+    }
+
+    /// Appends the `message_status` event of a message whose status just changed.
+    pub fn message_status(&mut self, conn: &Connection, message: Message) -> rusqlite::Result<()> {
+        self.push(conn, EventKind::MessageStatus, EventData::chat(Some(message), None))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    pub fn into_events(self) -> Vec<Event> {
+        self.events
+    }
 }
 
 fn prune(
@@ -311,83 +324,10 @@ pub fn list_after(
     Ok((events, truncated))
 }
 
-// ---- HTTP ----------------------------------------------------------------------------------
-
-use axum::extract::State;
-
-use crate::app::AppState;
-use crate::auth::TenantScope;
-use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorBody};
-use utoipa::IntoParams;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_events))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EventQuery {
-    /// The last `seq` the client has seen (0 for everything kept).
-    pub after: Option<i64>,
-    /// Page size, 1–1000 (default 500).
-    pub limit: Option<u32>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventPage {
-    /// Oldest first.
-    pub items: Vec<Event>,
-    /// Pass as `after` for the next page; null when the client is up to date.
-    pub next_cursor: Option<String>,
-    /// True when events after `after` were already pruned: reload conversations instead.
-    pub truncated: bool,
-}
-
-/// The tenant's event log after `after`: what a reconnecting client missed.
-#[utoipa::path(get, path = "/api/events", tag = "events",
-    security(("bearer" = [])),
-    params(EventQuery),
-    responses(
-        (status = 200, body = EventPage),
-        (status = 400, description = "bad query", body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 422, description = "after or limit out of range", body = ErrorBody),
-    ))]
-async fn list_events(
-    State(state): State<AppState>,
-    scope: TenantScope,
-    ApiQuery(query): ApiQuery<EventQuery>,
-) -> ApiResult<ApiJson<EventPage>> {
-    let after = query.after.unwrap_or(0);
-    if after < 0 {
-        return Err(ApiError::validation("after must be 0 or a seq"));
-    }
-    let limit = crate::chat::routes::page_limit(query.limit, 500, 1000)?;
-    let cutoff = state.retention.cutoff(Utc::now());
-    let (items, truncated) = scope
-        .db
-        .run(move |conn| Ok(list_after(conn, after, limit + 1, cutoff)?))
-        .await?;
-    let mut items = items;
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| items.last().map(|e| e.seq.to_string()))
-        .flatten();
-    Ok(ApiJson(EventPage {
-        items,
-        next_cursor,
-        truncated,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::whatsapp::sessions::SessionState;
+    use crate::whatsapp::SessionState;
 
     fn roundtrip(kind: EventKind, data: EventData) {
         let json = serde_json::to_string(&data).unwrap();

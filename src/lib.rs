@@ -1,40 +1,37 @@
 //! AEZEN: a self-hosted, multi-tenant WhatsApp shared inbox in one binary.
 //!
-//! ```text
-//! request ─► axum router ─► CurrentUser / TenantScope extractors (JWT → user, tenant)
-//!                                 │
-//!                                 ▼
-//!                 TenantPools (moka LRU) ──miss──► data/tenants/<db_name>.db
-//!                                 │                 (created once at sign-up, migrated)
-//!                                 ▼
-//!                 r2d2 pool of that file ─► rusqlite inside spawn_blocking (Db::run)
-//! ```
+//! The modules form layers; each imports only from the layers below it (the rule and the
+//! map: `docs/ARCHITECTURE.md`, checked by `.ci/layers.py`):
 //!
-//! - [`app`]: `Application::build(config)`, the shared `AppState`, the router and OpenAPI.
-//! - [`config`]: flags, environment fallbacks, defaults.
-//! - [`tenancy`]: the master registry and the per-tenant files.
-//! - [`auth`]: passwords, tokens, rate limits, the extractors; [`team`]: team management.
-//! - [`db`]: pragmas, pools, migrations, the blocking helper. [`error`]: `ApiError`.
-//! - [`time`]: timestamps in JSON without `fmt` (hot response types).
-//! - See `docs/ARCHITECTURE.md` for the invariants.
+//! 1. foundation — [`ids`], [`time`], [`error`], [`metrics`], [`locks`], [`config`]
+//! 2. storage — [`db`], then [`tenancy`] (the registry and the per-tenant files)
+//! 3. the domain model and its SQL — `chat::{mod, store}`, `auth::users`, [`events`], and
+//!    the WhatsApp port (`whatsapp::mod`) with its backends (`real`, `simulated`)
+//! 4. services, built once with narrow handles — [`realtime`] (broadcaster, `TenantEvents`),
+//!    `chat::{outbox, ingest, inbox}`, `whatsapp::sessions`, `auth::*`
+//! 5. [`state`] (`AppState`, the services together), then [`http`] (axum, Socket.IO,
+//!    OpenAPI), then [`startup`] (`Application`: build, run, shutdown)
 
-pub mod app;
-pub mod auth;
-pub mod chat;
+pub(crate) mod auth;
+pub(crate) mod chat;
 pub mod config;
-pub mod db;
-pub mod error;
-pub mod events;
-pub mod ids;
-pub mod metrics;
-pub mod realtime;
-pub mod team;
-pub mod tenancy;
-pub mod time;
+pub(crate) mod db;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod http;
+pub(crate) mod ids;
+pub(crate) mod locks;
+pub(crate) mod metrics;
+pub(crate) mod realtime;
+pub mod startup;
+pub mod state;
+pub(crate) mod tenancy;
+pub(crate) mod time;
 pub mod whatsapp;
 
-pub use app::{AppState, Application};
 pub use config::Config;
+pub use startup::Application;
+pub use state::AppState;
 
 /// `MALLOC_ARENA_MAX` the `aezen` binary runs with unless the environment already sets it.
 ///
@@ -53,3 +50,6 @@ pub fn malloc_arena_cap() -> Option<(&'static str, &'static str)> {
     (applies && std::env::var_os("MALLOC_ARENA_MAX").is_none())
         .then_some(("MALLOC_ARENA_MAX", MALLOC_ARENA_MAX))
 }
+
+#[cfg(test)]
+mod testing;

@@ -1,45 +1,38 @@
-//! The Socket.IO v4 gateway at `/socket.io` (socketioxide).
+//! How committed events reach the sockets.
 //!
-//! - Handshake: the client sends `auth: {token}`; no token, a bad, expired or revoked token
-//!   refuses the connection with the reason `unauthorized`.
-//! - A socket joins exactly two rooms: its tenant's (`tenant:<id>`, where every event of that
-//!   tenant is broadcast) and its user's (`user:<id>`, used to cut it off when the user's
-//!   tokens are revoked).
-//! - Client event `send_message {conversationId, content}` is answered by an acknowledgement
-//!   carrying the stored message or `{error: {code, message}}`.
+//! - [`Realtime`]: the one broadcaster task. Writes queue their committed events; it sends
+//!   them to the tenant's Socket.IO room (`tenant:<id>`), in the order they were queued.
+//! - [`TenantEvents`]: the handle every service writes through. It does "append in the
+//!   transaction, queue on commit" in one place ([`TenantEvents::write`]), so no caller can
+//!   append an event and forget to publish it, or publish one that was rolled back.
 //!
-//! Handlers hold the application weakly: the application owns the Socket.IO instance, not the
-//! other way round.
+//! The Socket.IO gateway (handshake, client events) is `http::socket`.
 
-use std::sync::{Arc, Weak};
-
-use serde::{Deserialize, Serialize};
+use rusqlite::Transaction;
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, Extension, SocketRef, TryData};
-use socketioxide::handler::ConnectHandler;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
-use crate::app::{App, AppState};
-use crate::auth::{CurrentUser, TenantScope};
-use crate::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::events::Event;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::events::{Appended, Event, EventData, EventKind, Retention};
 use crate::ids::{TenantId, UserId};
-use crate::tenancy::TenantDb;
+use crate::tenancy::TenantPools;
+
+/// A tenant's Socket.IO room: every event of that tenant is broadcast there.
+pub fn tenant_room(tenant: TenantId) -> String {
+    format!("tenant:{tenant}")
+}
+
+/// A user's Socket.IO room: used to cut the user off when their tokens are revoked.
+pub fn user_room(user: UserId) -> String {
+    format!("user:{user}")
+}
 
 #[derive(Clone)]
 pub struct Realtime {
     io: SocketIo,
     /// To the broadcaster task: committed events, in the order their writes committed.
     queue: mpsc::UnboundedSender<(TenantId, Vec<Event>)>,
-}
-
-fn tenant_room(tenant: TenantId) -> String {
-    format!("tenant:{tenant}")
-}
-
-fn user_room(user: UserId) -> String {
-    format!("user:{user}")
 }
 
 impl Realtime {
@@ -58,10 +51,10 @@ impl Realtime {
     }
 
     /// Queues committed events for the tenant's sockets. Called from a write's `committed`
-    /// step ([`crate::db::Db::write_then`]), which runs in commit order before the file's
-    /// next write: a tenant's events reach its sockets in `seq` order, none is skipped, and
-    /// the writer never waits for sockets. Never blocks. (Unbounded: an emit only queues a
-    /// frame per socket, so the broadcaster keeps up with any write rate SQLite allows.)
+    /// step ([`Db::write_then`]), which runs in commit order before the file's next write: a
+    /// tenant's events reach its sockets in `seq` order, none is skipped, and the writer
+    /// never waits for sockets. Never blocks. (Unbounded: an emit only queues a frame per
+    /// socket, so the broadcaster keeps up with any write rate SQLite allows.)
     pub fn queue(&self, tenant: TenantId, events: impl IntoIterator<Item = Event>) {
         let events: Vec<Event> = events.into_iter().collect();
         if !events.is_empty() && self.queue.send((tenant, events)).is_err() {
@@ -94,97 +87,90 @@ async fn broadcast(io: &SocketIo, tenant: TenantId, events: &[Event]) {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct HandshakeAuth {
-    token: String,
+/// The tenants' event logs as services write them: the tenant files, the broadcaster and the
+/// retention limits, built once at start-up.
+#[derive(Clone)]
+pub struct TenantEvents {
+    pub tenants: TenantPools,
+    realtime: Realtime,
+    retention: Retention,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SendMessage {
-    conversation_id: Uuid,
-    content: String,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Ack<T> {
-    Ok(T),
-    Err(ErrorBody),
-}
-
-impl<T> From<Result<T, ApiError>> for Ack<T> {
-    fn from(result: Result<T, ApiError>) -> Self {
-        match result {
-            Ok(value) => Ack::Ok(value),
-            Err(err) => Ack::Err(ErrorBody {
-                error: ErrorDetail {
-                    code: err.code().to_owned(),
-                    message: err.message().to_owned(),
-                },
-            }),
+impl TenantEvents {
+    pub fn new(tenants: TenantPools, realtime: Realtime, retention: Retention) -> Self {
+        Self {
+            tenants,
+            realtime,
+            retention,
         }
     }
-}
 
-/// Registers the `/` namespace: handshake authentication and the client events.
-pub fn attach(io: &SocketIo, app: Weak<App>) {
-    let auth_app = app.clone();
-    let authenticate = move |s: SocketRef, TryData(auth): TryData<HandshakeAuth>| {
-        let app = auth_app.clone();
-        async move {
-            let app = app.upgrade().ok_or("unauthorized")?;
-            let token = auth.map_err(|_| "unauthorized")?.token;
-            let caller = AppState::from(app)
-                .authenticate(&token)
-                .await
-                .map_err(|_| "unauthorized")?;
-            s.join(tenant_room(caller.tenant_id()));
-            s.join(user_room(caller.user.id));
-            s.extensions.insert(caller);
-            Ok::<(), &'static str>(())
-        }
-    };
-    let on_connect = move |s: SocketRef| {
-        let app = app.clone();
-        async move {
-            s.on(
-                "send_message",
-                async move |TryData(req): TryData<SendMessage>,
-                            Extension(caller): Extension<CurrentUser>,
-                            ack: AckSender| {
-                    let result = match (app.upgrade(), req) {
-                        (Some(app), Ok(req)) => {
-                            send_message(AppState::from(app), caller, req).await
-                        }
-                        (_, Err(err)) => Err(ApiError::validation(format!(
-                            "send_message needs {{conversationId, content}}: {err}"
-                        ))),
-                        (None, _) => {
-                            Err(ApiError::internal("socket send_message", "server stopping"))
-                        }
-                    };
-                    let _ = ack.send(&Ack::from(result));
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    pub fn realtime(&self) -> &Realtime {
+        &self.realtime
+    }
+
+    /// Runs `f` in one write transaction on `tenant`'s file `db`; the events it appends to
+    /// its [`Appended`] are committed with it and, once committed (and before the file's next
+    /// write), queued for the tenant's sockets — even if the caller has gone by then.
+    pub async fn write<T, F>(&self, db: &Db, tenant: TenantId, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>, &mut Appended) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.write_then(db, tenant, f, |_| {}).await
+    }
+
+    /// [`TenantEvents::write`], with `committed` run right after the events are queued (on
+    /// the same blocking thread, still in commit order): for work that must follow the
+    /// commit even if the caller goes away, such as waking the outbox.
+    pub async fn write_then<T, F, C>(
+        &self,
+        db: &Db,
+        tenant: TenantId,
+        f: F,
+        committed: C,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>, &mut Appended) -> Result<T, ApiError> + Send + 'static,
+        C: FnOnce(&mut T) + Send + 'static,
+    {
+        let retention = self.retention;
+        let realtime = self.realtime.clone();
+        let (out, _) = db
+            .write_then(
+                move |tx| {
+                    let mut appended = Appended::new(retention);
+                    let out = f(tx, &mut appended)?;
+                    Ok((out, Some(appended)))
                 },
-            );
-        }
-    };
-    io.ns("/", on_connect.with(authenticate));
-}
+                move |(out, appended)| {
+                    if let Some(appended) = appended.take() {
+                        realtime.queue(tenant, appended.into_events());
+                    }
+                    committed(out);
+                },
+            )
+            .await?;
+        Ok(out)
+    }
 
-async fn send_message(
-    state: AppState,
-    caller: CurrentUser,
-    req: SendMessage,
-) -> Result<crate::chat::Message, ApiError> {
-    let db = TenantDb::new(&state.tenants, caller.tenant_id());
-    let scope = TenantScope { caller, db };
-    crate::chat::routes::send_to_conversation(&state, &scope, req.conversation_id, req.content)
+    /// Appends one event in its own transaction and queues it (for events that are not part
+    /// of a chat change, such as the WhatsApp session's).
+    pub async fn record(
+        &self,
+        tenant: TenantId,
+        kind: EventKind,
+        data: EventData,
+    ) -> Result<(), ApiError> {
+        let db = self.tenants.get(tenant).await?;
+        self.write(&db, tenant, move |tx, appended| {
+            Ok(appended.push(tx, kind, data)?)
+        })
         .await
-}
-
-impl From<Arc<App>> for AppState {
-    fn from(app: Arc<App>) -> Self {
-        AppState::from_arc(app)
     }
 }

@@ -1,27 +1,23 @@
-//! Authentication and authorisation: passwords, tokens, login rate limits, and the
-//! extractors that turn a bearer token into the current user and that user's tenant database.
-//!
-//! A handler that takes [`TenantScope`] gets the pool of the caller's own tenant and no
-//! other: there is no way to name another tenant's database from a request.
+//! Authentication and authorisation: passwords, tokens, login rate limits, sign-up, and
+//! [`Authenticator`], which turns a bearer token into the current user. The HTTP extractors
+//! built on it (`CurrentUser`, `TenantScope`) are in `http::extract`.
 
 pub mod cache;
 pub mod password;
 pub mod rate_limit;
-pub mod routes;
+pub mod signup;
 pub mod token;
 pub mod users;
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
-
-use crate::app::AppState;
+use crate::db::Db;
 use crate::error::ApiError;
-use crate::ids::TenantId;
-use crate::tenancy::TenantDb;
-pub use users::{Role, User};
+use crate::ids::{TenantId, UserId};
+pub use users::User;
+
+use cache::UserCache;
+use token::Tokens;
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
@@ -45,7 +41,24 @@ impl CurrentUser {
     }
 }
 
-impl AppState {
+/// Checks tokens against the registry: the token keys, the master registry and the cache of
+/// the users tokens name.
+pub struct Authenticator {
+    pub tokens: Tokens,
+    /// Every change to a user calls [`Authenticator::forget`] after its commit.
+    pub users: UserCache,
+    master: Db,
+}
+
+impl Authenticator {
+    pub fn new(tokens: Tokens, users: UserCache, master: Db) -> Self {
+        Self {
+            tokens,
+            users,
+            master,
+        }
+    }
+
     /// The user a token stands for, if the token is valid *now*: signed by us, unexpired,
     /// its user still exists in the tenant it names, and its version is current.
     pub async fn authenticate(&self, token: &str) -> Result<CurrentUser, ApiError> {
@@ -74,37 +87,9 @@ impl AppState {
             token_version: record.token_version,
         })
     }
-}
 
-impl FromRequestParts<AppState> for CurrentUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthorized("missing bearer token in Authorization header")
-            })?;
-        state.authenticate(token.trim()).await
-    }
-}
-
-/// The caller plus the database of the caller's tenant, opened when first used.
-#[derive(Clone)]
-pub struct TenantScope {
-    pub caller: CurrentUser,
-    pub db: TenantDb,
-}
-
-impl FromRequestParts<AppState> for TenantScope {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = CurrentUser::from_request_parts(parts, state).await?;
-        let db = TenantDb::new(&state.tenants, caller.tenant_id());
-        Ok(Self { caller, db })
+    /// Drops a changed user from the cache, so the next request reads the registry.
+    pub fn forget(&self, user: UserId) {
+        self.users.forget(user);
     }
 }

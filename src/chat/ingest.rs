@@ -12,138 +12,139 @@ use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::outbox::Outbox;
 use super::{Message, Sender, Status, from_millis, store, to_millis};
-use crate::app::AppState;
 use crate::error::ApiError;
-use crate::events::{self, Event, EventData, EventKind, Retention};
+use crate::events::{Appended, EventData, EventKind};
 use crate::ids::TenantId;
-use crate::whatsapp::{Inbound, InboundEvent, IncomingMessage, sessions};
+use crate::metrics::Metrics;
+use crate::realtime::TenantEvents;
+use crate::whatsapp::sessions::Sessions;
+use crate::whatsapp::{Inbound, InboundEvent, IncomingMessage, Ingested, ReceiptKind, SessionEvent};
 
 /// Most inbound events applied in one round.
 pub const MAX_BATCH: usize = 512;
 
-/// What became of an incoming message.
-#[derive(Debug, Clone)]
-pub enum Ingested {
-    Stored(Message),
-    /// Its WhatsApp id was already stored: nothing changed.
-    Duplicate,
+/// What ingest needs, built once at start-up.
+#[derive(Clone)]
+pub struct Ingest {
+    pub events: TenantEvents,
+    pub sessions: Sessions,
+    pub outbox: Outbox,
+    pub metrics: Metrics,
 }
 
-/// Reads the inbound channel until it closes.
-pub async fn run(state: AppState, mut inbound: mpsc::Receiver<Inbound>) {
-    let mut buf = Vec::with_capacity(MAX_BATCH);
-    while inbound.recv_many(&mut buf, MAX_BATCH).await > 0 {
-        let mut groups: Vec<(TenantId, Vec<InboundEvent>)> = Vec::new();
-        for Inbound { tenant, event } in buf.drain(..) {
-            match groups.iter_mut().find(|(t, _)| *t == tenant) {
-                Some((_, events)) => events.push(event),
-                None => groups.push((tenant, vec![event])),
+impl Ingest {
+    /// Reads the inbound channel until it closes.
+    pub async fn run(self, mut inbound: mpsc::Receiver<Inbound>) {
+        let mut buf = Vec::with_capacity(MAX_BATCH);
+        while inbound.recv_many(&mut buf, MAX_BATCH).await > 0 {
+            let mut groups: Vec<(TenantId, Vec<InboundEvent>)> = Vec::new();
+            for Inbound { tenant, event } in buf.drain(..) {
+                match groups.iter_mut().find(|(t, _)| *t == tenant) {
+                    Some((_, events)) => events.push(event),
+                    None => groups.push((tenant, vec![event])),
+                }
+            }
+            let rounds = groups
+                .into_iter()
+                .map(|(tenant, events)| self.apply(tenant, events));
+            futures::future::join_all(rounds).await;
+        }
+    }
+
+    /// Applies one tenant's share of a round: session reports to the session manager (a
+    /// session that connected wakes the outbox), messages and receipts in one transaction.
+    async fn apply(&self, tenant: TenantId, events: Vec<InboundEvent>) {
+        let mut writes = Vec::with_capacity(events.len());
+        for event in events {
+            match event {
+                InboundEvent::Session(event) => {
+                    let connected = matches!(event, SessionEvent::Connected { .. });
+                    self.sessions.on_event(tenant, event).await;
+                    if connected {
+                        self.outbox.kick(tenant);
+                    }
+                }
+                other => writes.push(other),
             }
         }
-        let rounds = groups
-            .into_iter()
-            .map(|(tenant, events)| apply(state.clone(), tenant, events));
-        futures::future::join_all(rounds).await;
-    }
-}
-
-type Reply = Option<oneshot::Sender<Result<Ingested, ApiError>>>;
-
-async fn apply(state: AppState, tenant: TenantId, events: Vec<InboundEvent>) {
-    let mut writes = Vec::with_capacity(events.len());
-    for event in events {
-        match event {
-            InboundEvent::Session(event) => sessions::on_event(&state, tenant, event).await,
-            other => writes.push(other),
+        if writes.is_empty() {
+            return;
         }
-    }
-    if writes.is_empty() {
-        return;
-    }
-    let retention = state.retention;
-    let count = writes.len() as u64;
-    let outcome = match state.tenants.get(tenant).await {
-        Ok(db) => {
-            let realtime = state.realtime.clone();
-            db.write_then(
-                move |tx| write_batch(tx, writes, retention),
-                move |(published, _)| realtime.queue(tenant, std::mem::take(published)),
-            )
-            .await
-        }
-        Err(err) => Err(err),
-    };
-    match outcome {
-        Ok((_, replies)) => {
-            state.metrics.ingest_transactions.inc();
-            state.metrics.ingest_events.inc_by(count);
-            for (reply, result) in replies {
-                let _ = reply.send(Ok(result));
+        let count = writes.len() as u64;
+        let outcome = match self.events.tenants.get(tenant).await {
+            Ok(db) => {
+                self.events
+                    .write(&db, tenant, move |tx, appended| {
+                        write_batch(tx, appended, writes)
+                    })
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        match outcome {
+            Ok(replies) => {
+                self.metrics.ingest_transactions.inc();
+                self.metrics.ingest_events.inc_by(count);
+                for (reply, result) in replies {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(err) => {
+                // The batch was rolled back as a whole; the backend did not get an ack, so
+                // WhatsApp will redeliver. Waiting callers see their reply dropped.
+                tracing::error!(tenant = %tenant, error = %err, "inbound batch not stored");
             }
         }
-        Err(err) => {
-            // The batch was rolled back as a whole; the backend did not get an ack, so
-            // WhatsApp will redeliver. Waiting callers see their reply dropped (an error).
-            tracing::error!(tenant = %tenant, error = %err, "inbound batch not stored");
-        }
     }
 }
 
-type Written = (
-    Vec<Event>,
-    Vec<(oneshot::Sender<Result<Ingested, ApiError>>, Ingested)>,
-);
+type Replies = Vec<(oneshot::Sender<Ingested>, Ingested)>;
 
 /// Applies a tenant's inbound messages and receipts in one transaction.
 fn write_batch(
     tx: &Transaction<'_>,
+    appended: &mut Appended,
     writes: Vec<InboundEvent>,
-    retention: Retention,
-) -> Result<Written, ApiError> {
-    let mut published = Vec::new();
+) -> Result<Replies, ApiError> {
     let mut replies = Vec::new();
     for write in writes {
         match write {
             InboundEvent::Message { message, stored } => {
-                let (result, event) = store_incoming(tx, message, retention)?;
-                published.extend(event);
-                push_reply(&mut replies, stored, result);
+                let result = store_incoming(tx, appended, message)?;
+                if let Some(reply) = stored {
+                    replies.push((reply, result));
+                }
             }
             InboundEvent::Receipt {
                 whatsapp_ids,
                 status,
             } => {
+                let status = match status {
+                    ReceiptKind::Delivered => Status::Delivered,
+                    ReceiptKind::Read => Status::Read,
+                };
                 for id in &whatsapp_ids {
                     if let Some(message) = store::apply_receipt(tx, id, status)? {
-                        published.push(events::append_message_status(tx, message, retention)?);
+                        appended.message_status(tx, message)?;
                     }
                 }
             }
             InboundEvent::Session(_) => {}
         }
     }
-    Ok((published, replies))
-}
-
-fn push_reply(
-    replies: &mut Vec<(oneshot::Sender<Result<Ingested, ApiError>>, Ingested)>,
-    reply: Reply,
-    result: Ingested,
-) {
-    if let Some(reply) = reply {
-        replies.push((reply, result));
-    }
+    Ok(replies)
 }
 
 /// Stores one incoming message (or recognises a redelivery) and its event.
 fn store_incoming(
     conn: &Connection,
+    appended: &mut Appended,
     incoming: IncomingMessage,
-    retention: Retention,
-) -> Result<(Ingested, Option<Event>), ApiError> {
+) -> Result<Ingested, ApiError> {
     if store::wa_id_exists(conn, &incoming.whatsapp_id)? {
-        return Ok((Ingested::Duplicate, None));
+        return Ok(Ingested::Duplicate);
     }
     let name = if incoming.from_me {
         None
@@ -175,7 +176,110 @@ fn store_incoming(
     };
     store::insert_message(conn, &message)?;
     let conversation = store::touch_conversation(conn, &message)?;
-    let data = EventData::chat(Some(message.clone()), Some(conversation));
-    let event = events::append(conn, kind, data, retention)?;
-    Ok((Ingested::Stored(message), Some(event)))
+    let id = message.id;
+    let data = EventData::chat(Some(message), Some(conversation));
+    appended.push(conn, kind, data)?;
+    Ok(Ingested::Stored(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::whatsapp::simulated::Simulated;
+    use crate::testing::World;
+
+    fn incoming(id: &str, from: &str) -> IncomingMessage {
+        IncomingMessage {
+            whatsapp_id: id.to_owned(),
+            contact_number: from.to_owned(),
+            push_name: Some("Ana".to_owned()),
+            content: format!("text of {id}"),
+            from_me: false,
+            timestamp: chrono::Utc::now(),
+        }
+    }
+
+    fn message(tenant: TenantId, id: &str, from: &str) -> (Inbound, oneshot::Receiver<Ingested>) {
+        let (reply, stored) = oneshot::channel();
+        let event = InboundEvent::Message {
+            message: incoming(id, from),
+            stored: Some(reply),
+        };
+        (Inbound { tenant, event }, stored)
+    }
+
+    async fn ingest(world: &World) -> Ingest {
+        let (tx, _rx) = mpsc::channel(1);
+        let whatsapp = Arc::new(Simulated::new(tx, Duration::from_secs(20)));
+        let outbox = Outbox::new(whatsapp.clone(), world.events.clone());
+        let sessions = Sessions::new(
+            world.dir.path().join("sessions"),
+            whatsapp,
+            world.events.clone(),
+            world.master.clone(),
+        );
+        Ingest {
+            events: world.events.clone(),
+            sessions,
+            outbox,
+            metrics: world.metrics.clone(),
+        }
+    }
+
+    async fn message_count(world: &World, tenant: TenantId) -> i64 {
+        world
+            .query(tenant, |conn| {
+                conn.query_row("SELECT count(*) FROM message", [], |row| row.get(0))
+            })
+            .await
+    }
+
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_batch_of_mixed_tenants_commits_once_per_tenant_and_a_failing_tenant_spares_the_others()
+     {
+        let world = World::new();
+        let (a, b) = (world.tenant("A").await, world.tenant("B").await);
+        let unknown = TenantId::new();
+        let (tx, rx) = mpsc::channel(64);
+        let mut replies = Vec::new();
+        // Interleaved, all waiting before ingest runs: one round.
+        for i in 0..6 {
+            let tenant = [a, b, unknown][i % 3];
+            let (event, stored) = message(tenant, &format!("W{i}"), "+6281111111111");
+            tx.send(event).await.unwrap();
+            replies.push((tenant, stored));
+        }
+        // A redelivery in the same round changes nothing.
+        let (again, again_stored) = message(a, "W0", "+6281111111111");
+        tx.send(again).await.unwrap();
+        drop(tx);
+        ingest(&world).await.run(rx).await;
+
+        assert_eq!(world.metrics.ingest_transactions.get(), 2, "one commit per stored tenant");
+        assert_eq!(message_count(&world, a).await, 2);
+        assert_eq!(message_count(&world, b).await, 2);
+        for (tenant, stored) in replies {
+            let outcome = stored.await;
+            if tenant == unknown {
+                assert!(outcome.is_err(), "an unstored message is not acknowledged");
+            } else {
+                assert!(matches!(outcome, Ok(Ingested::Stored(_))), "{outcome:?}");
+            }
+        }
+        assert_eq!(again_stored.await.unwrap(), Ingested::Duplicate);
+        let events: i64 = world
+            .query(a, |conn| {
+                conn.query_row(
+                    "SELECT count(*) FROM event WHERE type = 'incoming_message'",
+                    [],
+                    |row| row.get(0),
+                )
+            })
+            .await;
+        assert_eq!(events, 2, "the redelivery emitted nothing");
+    }
 }

@@ -1,16 +1,17 @@
 //! The inbox: conversations and messages of one tenant.
 //!
 //! - [`store`]: the SQL, one function per query, each taking the tenant's connection.
-//! - [`routes`]: `/api/conversations/*` over HTTP.
+//! - [`inbox`]: what a team member does (open a conversation, send, mark read); HTTP and
+//!   Socket.IO call it (`http::chat`, `http::socket`).
 //! - [`outbox`]: hands accepted (`pending`) messages to WhatsApp, per tenant, in order.
 //! - [`ingest`]: stores what WhatsApp delivers (messages, receipts), batched per tenant.
 //!
 //! Every change here writes its realtime event into the tenant's event log in the same
 //! transaction (see [`crate::events`]) and is queued for the sockets as it commits.
 
+pub mod inbox;
 pub mod ingest;
 pub mod outbox;
-pub mod routes;
 pub mod store;
 
 use chrono::{DateTime, TimeZone, Utc};

@@ -5,14 +5,14 @@
 //! then sends it and records `sent` with WhatsApp's id, or `failed` with the reason. While a
 //! tenant's session is down, its messages stay `pending`: the outbox is kicked again when the
 //! session connects and the first time the tenant's database is opened in this process (so
-//! after a restart the queue resumes on the tenant's first use). Nothing accepted is lost: the queue *is* the
-//! `message` table.
+//! after a restart the queue resumes on the tenant's first use). Nothing accepted is lost: the
+//! queue *is* the `message` table.
 //!
 //! One worker task per tenant with work; it exits after a quiet spell.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -20,12 +20,11 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::store;
-use crate::app::AppState;
 use crate::db::Db;
 use crate::error::ApiError;
-use crate::events;
 use crate::ids::TenantId;
-use crate::whatsapp::SendError;
+use crate::realtime::TenantEvents;
+use crate::whatsapp::{SendError, WhatsApp};
 
 /// How long an idle worker waits for more work before it exits.
 const IDLE: Duration = Duration::from_secs(30);
@@ -34,8 +33,13 @@ const BATCH: u32 = 32;
 /// Longest stretch of sending whose outcomes are recorded in one transaction.
 const SETTLE_EVERY: Duration = Duration::from_millis(50);
 
-#[derive(Default)]
-pub struct Outbox {
+/// The outbox handle: cheap to clone, shared by everything that queues or wakes messages.
+#[derive(Clone)]
+pub struct Outbox(Arc<Inner>);
+
+struct Inner {
+    whatsapp: Arc<dyn WhatsApp>,
+    events: TenantEvents,
     workers: Mutex<HashMap<TenantId, Worker>>,
     /// Tenants whose queue was resumed since start-up (see [`Outbox::resume`]).
     resumed: Mutex<HashSet<TenantId>>,
@@ -50,27 +54,40 @@ struct Worker {
 }
 
 impl Outbox {
+    pub fn new(whatsapp: Arc<dyn WhatsApp>, events: TenantEvents) -> Self {
+        Self(Arc::new(Inner {
+            whatsapp,
+            events,
+            workers: Mutex::new(HashMap::new()),
+            resumed: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// A handle that does not keep the outbox alive (for the tenant pools' open hook, which
+    /// the outbox itself reaches through its events handle).
+    pub fn downgrade(&self) -> WeakOutbox {
+        WeakOutbox(Arc::downgrade(&self.0))
+    }
+
     /// Kicks `tenant`'s queue the first time its database opens in this process: messages
     /// left `pending` by an earlier run go out. Later opens need no kick, since everything
     /// that queues a message in this process (a send, a session connecting) kicks it.
-    pub fn resume(&self, state: &AppState, tenant: TenantId) {
+    pub fn resume(&self, tenant: TenantId) {
         let first = self
+            .0
             .resumed
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .insert(tenant);
         if first {
-            self.kick(state, tenant);
+            self.kick(tenant);
         }
     }
 
     /// Makes sure `tenant`'s queue is drained soon. Cheap; callable from any thread inside
     /// the runtime.
-    pub fn kick(&self, state: &AppState, tenant: TenantId) {
-        let mut workers = self
-            .workers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub fn kick(&self, tenant: TenantId) {
+        let mut workers = self.workers();
         if let Some(worker) = workers.get(&tenant) {
             worker.dirty.store(true, Ordering::SeqCst);
             worker.wake.notify_one();
@@ -79,7 +96,7 @@ impl Outbox {
         let wake = Arc::new(Notify::new());
         let dirty = Arc::new(AtomicBool::new(true));
         let task = tokio::spawn(run(
-            state.clone(),
+            self.clone(),
             tenant,
             Arc::clone(&wake),
             Arc::clone(&dirty),
@@ -89,26 +106,42 @@ impl Outbox {
 
     /// Stops every worker (at shutdown; pending messages stay queued in their files).
     pub fn shutdown(&self) {
-        let mut workers = self
+        for (_, worker) in self.workers().drain() {
+            worker.task.abort();
+        }
+    }
+
+    fn workers(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Worker>> {
+        self.0
             .workers
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (_, worker) in workers.drain() {
-            worker.task.abort();
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// See [`Outbox::downgrade`].
+#[derive(Clone)]
+pub struct WeakOutbox(Weak<Inner>);
+
+impl WeakOutbox {
+    /// [`Outbox::resume`], if the outbox still exists.
+    pub fn resume(&self, tenant: TenantId) {
+        if let Some(inner) = self.0.upgrade() {
+            Outbox(inner).resume(tenant);
         }
     }
 }
 
-async fn run(state: AppState, tenant: TenantId, wake: Arc<Notify>, dirty: Arc<AtomicBool>) {
+async fn run(outbox: Outbox, tenant: TenantId, wake: Arc<Notify>, dirty: Arc<AtomicBool>) {
     loop {
         dirty.store(false, Ordering::SeqCst);
-        if let Err(err) = drain(&state, tenant).await {
+        if let Err(err) = drain(&outbox, tenant).await {
             tracing::warn!(tenant = %tenant, error = %err, "outbox could not drain; will retry on the next kick");
         }
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(IDLE) => {
-                let mut workers = state.outbox.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut workers = outbox.workers();
                 if !dirty.load(Ordering::SeqCst) {
                     workers.remove(&tenant);
                     return;
@@ -126,11 +159,14 @@ async fn run(state: AppState, tenant: TenantId, wake: Arc<Notify>, dirty: Arc<At
 /// sends that message again after the restart; the time bound keeps that window as short as
 /// it was with one transaction per message on a real connection, where a send takes a
 /// network round trip.
-async fn drain(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
-    if !state.whatsapp.is_connected(tenant) {
+async fn drain(outbox: &Outbox, tenant: TenantId) -> Result<(), ApiError> {
+    let Inner {
+        whatsapp, events, ..
+    } = &*outbox.0;
+    if !whatsapp.is_connected(tenant) {
         return Ok(());
     }
-    let db = state.tenants.get(tenant).await?;
+    let db = events.tenants.get(tenant).await?;
     loop {
         let batch = db.run(|conn| Ok(store::pending(conn, BATCH)?)).await?;
         if batch.is_empty() {
@@ -142,8 +178,7 @@ async fn drain(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
             let mut outcomes = Vec::new();
             let mut session_down = false;
             for item in batch.by_ref() {
-                let outcome = match state
-                    .whatsapp
+                let outcome = match whatsapp
                     .send_text(tenant, &item.to, &item.message.content)
                     .await
                 {
@@ -159,7 +194,7 @@ async fn drain(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
                     break;
                 }
             }
-            settle(state, &db, tenant, outcomes).await?;
+            settle(events, &db, tenant, outcomes).await?;
             if session_down {
                 return Ok(());
             }
@@ -168,9 +203,9 @@ async fn drain(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
 }
 
 /// Records what WhatsApp said about each message (its id and `sent`, or `failed`), with their
-/// `message_status` events, in one transaction, then queues them for the sockets.
+/// `message_status` events, in one transaction.
 async fn settle(
-    state: &AppState,
+    events: &TenantEvents,
     db: &Db,
     tenant: TenantId,
     outcomes: Vec<(Uuid, Result<String, String>)>,
@@ -178,21 +213,158 @@ async fn settle(
     if outcomes.is_empty() {
         return Ok(());
     }
-    let retention = state.retention;
-    let realtime = state.realtime.clone();
-    db.write_then(
-        move |tx| {
-            let mut published = Vec::with_capacity(outcomes.len());
+    events
+        .write(db, tenant, move |tx, appended| {
             for (id, outcome) in &outcomes {
                 let outcome = outcome.as_deref().map_err(String::as_str);
                 if let Some(message) = store::settle(tx, *id, outcome)? {
-                    published.push(events::append_message_status(tx, message, retention)?);
+                    appended.message_status(tx, message)?;
                 }
             }
-            Ok(published)
-        },
-        move |published| realtime.queue(tenant, std::mem::take(published)),
-    )
-    .await?;
-    Ok(())
+            Ok(())
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::atomic::AtomicUsize;
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::chat::inbox::{Inbox, Recipient};
+    use crate::config::BackendKind;
+    use crate::ids::UserId;
+    use crate::tenancy::TenantDb;
+    use crate::testing::World;
+    use crate::whatsapp::{LinkMethod, SessionError};
+
+    /// A session that says it is connected but drops the first `fail_first` sends (a
+    /// connection that went away mid-send), then sends.
+    struct Flaky {
+        fail_first: usize,
+        calls: AtomicUsize,
+    }
+
+    impl WhatsApp for Flaky {
+        fn send_text<'a>(
+            &'a self,
+            _: TenantId,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<String, SendError>> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if call < self.fail_first {
+                    Err(SendError::NotConnected)
+                } else {
+                    Ok(format!("WA-{call}"))
+                }
+            })
+        }
+        fn mark_read<'a>(
+            &'a self,
+            _: TenantId,
+            _: &'a str,
+            _: &'a [String],
+        ) -> BoxFuture<'a, Result<(), SendError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn is_connected(&self, _: TenantId) -> bool {
+            true
+        }
+        fn connect<'a>(
+            &'a self,
+            _: TenantId,
+            _: &'a Path,
+            _: LinkMethod,
+        ) -> BoxFuture<'a, Result<(), SessionError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn disconnect(&self, _: TenantId) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+        fn logout(&self, _: TenantId) -> BoxFuture<'_, bool> {
+            Box::pin(async { false })
+        }
+        fn shutdown(&self) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+        fn kind(&self) -> BackendKind {
+            BackendKind::Simulated
+        }
+    }
+
+    async fn status_of(world: &World, tenant: TenantId, id: Uuid) -> (String, Option<String>) {
+        world
+            .query(tenant, move |conn| {
+                conn.query_row(
+                    "SELECT status, wa_id FROM message WHERE id = ?1",
+                    [id.to_string()],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+            })
+            .await
+    }
+
+    /// Polls until the message's status is `want` (the worker runs on its own task).
+    async fn wait_for(world: &World, tenant: TenantId, id: Uuid, want: &str) -> Option<String> {
+        for _ in 0..200 {
+            let (status, wa_id) = status_of(world, tenant, id).await;
+            if status == want {
+                return wa_id;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("message never became {want}: {:?}", status_of(world, tenant, id).await);
+    }
+
+    #[tokio::test]
+    async fn a_send_that_fails_transiently_stays_pending_and_goes_out_on_the_next_kick() {
+        let world = World::new();
+        let tenant = world.tenant("Outbox").await;
+        let whatsapp = Arc::new(Flaky {
+            fail_first: 1,
+            calls: AtomicUsize::new(0),
+        });
+        let outbox = Outbox::new(whatsapp.clone(), world.events.clone());
+        let inbox = Inbox::new(world.events.clone(), outbox.clone(), whatsapp.clone());
+        let db = TenantDb::new(&world.tenants, tenant);
+
+        // The send's commit kicks the outbox; its one attempt is dropped by the session.
+        let to = Recipient::Number("+6281234567890".into());
+        let message = inbox.send(&db, UserId::new(), to, "hello".into()).await.unwrap();
+        for _ in 0..200 {
+            if whatsapp.calls.load(Ordering::SeqCst) >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(whatsapp.calls.load(Ordering::SeqCst), 1, "tried once");
+        assert_eq!(
+            status_of(&world, tenant, message.id).await,
+            ("pending".to_owned(), None),
+            "a send that did not go out stays queued"
+        );
+
+        // A session that comes back kicks the queue: the same message goes out, once.
+        outbox.kick(tenant);
+        let wa_id = wait_for(&world, tenant, message.id, "sent").await;
+        assert_eq!(wa_id.as_deref(), Some("WA-1"));
+        assert_eq!(whatsapp.calls.load(Ordering::SeqCst), 2);
+        let statuses: i64 = world
+            .query(tenant, |conn| {
+                conn.query_row(
+                    "SELECT count(*) FROM event WHERE type = 'message_status'",
+                    [],
+                    |row| row.get(0),
+                )
+            })
+            .await;
+        assert_eq!(statuses, 1, "one message_status event, for the send that went out");
+        outbox.shutdown();
+    }
 }

@@ -1,8 +1,6 @@
 //! SQL for conversations and messages, one function per query, each on the tenant's own
 //! connection. Writers run inside the caller's `BEGIN IMMEDIATE` transaction.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -95,71 +93,16 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<(Message, i64)> {
 /// client pages stays where it was in the snapshot, so it is neither served twice (when it
 /// was above the cursor) nor skipped (when it was below). Its row shows its current data;
 /// the `conversation_updated` event tells the client that it moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConversationCursor {
     pub activity_at: i64,
     pub id: Uuid,
     pub snapshot: i64,
 }
 
-impl ConversationCursor {
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "c:{}:{}:{}",
-            self.activity_at, self.id, self.snapshot
-        ))
-    }
-
-    pub fn decode(field: &str, s: &str) -> Result<Self, ApiError> {
-        decode_cursor(field, s, |text| {
-            let mut parts = text.strip_prefix("c:")?.split(':');
-            let cursor = Self {
-                activity_at: parts.next()?.parse().ok()?,
-                id: Uuid::parse_str(parts.next()?).ok()?,
-                // A cursor from before snapshots keeps paging as it did: nothing counts as
-                // moved, so a conversation that moves may be missed.
-                snapshot: match parts.next() {
-                    Some(snapshot) => snapshot.parse().ok()?,
-                    None => i64::MAX,
-                },
-            };
-            parts.next().is_none().then_some(cursor)
-        })
-    }
-}
-
-/// Decodes an opaque cursor with `parse`; anything else is a 400 naming `field`.
-fn decode_cursor<T>(
-    field: &str,
-    s: &str,
-    parse: impl FnOnce(&str) -> Option<T>,
-) -> Result<T, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(s)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| parse(&text))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                format!("{field} is not a cursor from a previous page"),
-            )
-        })
-}
-
 /// Position in a message history: the rowid of the oldest message served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageCursor(pub i64);
-
-impl MessageCursor {
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("m:{}", self.0))
-    }
-
-    pub fn decode(field: &str, s: &str) -> Result<Self, ApiError> {
-        decode_cursor(field, s, |text| {
-            text.strip_prefix("m:")?.parse().ok().map(Self)
-        })
-    }
-}
 
 // ---- conversations -------------------------------------------------------------------------
 
@@ -217,6 +160,7 @@ pub fn write_conversation_page(
     filter: &ListFilter,
     after: Option<&ConversationCursor>,
     limit: u32,
+    encode_cursor: impl Fn(&ConversationCursor) -> String,
     body: &mut Vec<u8>,
 ) -> Result<(), ApiError> {
     let (name_like, digits_like) =
@@ -323,7 +267,7 @@ pub fn write_conversation_page(
     }
     body.extend_from_slice(br#"],"nextCursor":"#);
     match next {
-        Some(cursor) => serde_json::to_writer(&mut *body, &cursor.encode()).map_err(json)?,
+        Some(cursor) => serde_json::to_writer(&mut *body, &encode_cursor(&cursor)).map_err(json)?,
         None => body.extend_from_slice(b"null"),
     }
     body.push(b'}');
@@ -578,7 +522,28 @@ pub fn apply_receipt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::routes::ConversationPage;
+
+    /// The page's JSON shape (the API's `Page<Conversation>`).
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ConversationPage {
+        items: Vec<Conversation>,
+        next_cursor: Option<String>,
+    }
+
+    /// A readable cursor text for these tests (the API's codec is `http::paging`'s).
+    fn encode(c: &ConversationCursor) -> String {
+        format!("{}:{}:{}", c.activity_at, c.id, c.snapshot)
+    }
+
+    fn decode(s: &str) -> ConversationCursor {
+        let mut parts = s.split(':');
+        ConversationCursor {
+            activity_at: parts.next().unwrap().parse().unwrap(),
+            id: parts.next().unwrap().parse().unwrap(),
+            snapshot: parts.next().unwrap().parse().unwrap(),
+        }
+    }
 
     /// The page as values, serialized: what `write_conversation_page` must write byte for byte.
     fn page_as_values(
@@ -606,13 +571,12 @@ mod tests {
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_cursor = rows.last().filter(|_| more).map(|(c, at)| {
-            ConversationCursor {
+            encode(&ConversationCursor {
                 activity_at: *at,
                 id: c.id,
                 // No message table rows: every snapshot is 0.
                 snapshot: 0,
-            }
-            .encode()
+            })
         });
         let items = rows.into_iter().map(|(c, _)| c).collect();
         serde_json::to_vec(&ConversationPage { items, next_cursor }).unwrap()
@@ -662,6 +626,7 @@ mod tests {
                     &ListFilter::default(),
                     after.as_ref(),
                     limit,
+                    encode,
                     &mut written,
                 )
                 .unwrap();
@@ -672,7 +637,7 @@ mod tests {
                 );
                 let page: serde_json::Value = serde_json::from_slice(&written).unwrap();
                 match page["nextCursor"].as_str() {
-                    Some(next) => after = Some(ConversationCursor::decode("cursor", next).unwrap()),
+                    Some(next) => after = Some(decode(next)),
                     None => break,
                 }
             }

@@ -5,7 +5,6 @@
 //! created exactly once (at provisioning) and otherwise opened without `SQLITE_OPEN_CREATE`; a
 //! registered tenant whose file is missing is an error (503), never an empty replacement.
 
-pub mod locks;
 pub mod pools;
 pub mod registry;
 
@@ -14,11 +13,11 @@ use std::sync::Arc;
 
 use scheduled_thread_pool::ScheduledThreadPool;
 
-pub use locks::TenantLocks;
 pub use pools::{PoolSettings, TenantDb, TenantPools};
 pub use registry::{DbName, Tenant};
 
-use crate::db::{self, Db, Durability, FileLock};
+use crate::config::FileLock;
+use crate::db::{self, Db, Durability};
 
 mod embedded {
     refinery::embed_migrations!("migrations/master");

@@ -26,11 +26,12 @@ use moka::sync::Cache;
 use rusqlite::{Connection, OptionalExtension};
 use scheduled_thread_pool::ScheduledThreadPool;
 
-use crate::db::{self, Db, Durability, FileLock, Migrated};
+use crate::config::FileLock;
+use crate::db::{self, Db, Durability, Migrated};
 use crate::error::ApiError;
 use crate::ids::TenantId;
 use crate::metrics::Metrics;
-use crate::tenancy::locks::TenantLocks;
+use crate::locks::TenantLocks;
 use crate::tenancy::registry::{self, TenantRecord};
 
 mod embedded {
@@ -60,7 +61,7 @@ struct Inner {
     schema: db::Schema,
     threads: Arc<ScheduledThreadPool>,
     metrics: Metrics,
-    on_open: OnOpen,
+    on_open: std::sync::OnceLock<OnOpen>,
     closer: Closer,
     /// Each tenant's writer turn, while any `Db` of its file holds it.
     writers: TenantLocks,
@@ -75,7 +76,6 @@ impl TenantPools {
         tenants_dir: PathBuf,
         settings: &PoolSettings,
         metrics: Metrics,
-        on_open: OnOpen,
     ) -> Self {
         let closer = Closer::start(metrics.clone());
         let to_close = closer.sender.clone();
@@ -103,10 +103,18 @@ impl TenantPools {
                         .build(),
                 ),
                 metrics,
-                on_open,
+                on_open: std::sync::OnceLock::new(),
                 closer,
                 writers: TenantLocks::default(),
             }),
+        }
+    }
+
+    /// Sets the hook called each time a tenant's database is opened (once, at start-up: the
+    /// services that need it are built on these pools). A second call is ignored.
+    pub fn on_open(&self, hook: OnOpen) {
+        if self.inner.on_open.set(hook).is_err() {
+            tracing::warn!("tenant pools' open hook was already set");
         }
     }
 
@@ -187,7 +195,7 @@ impl TenantPools {
 }
 
 /// One tenant's database as a request handler uses it: its pool if that is open, otherwise
-/// opened by the first [`TenantDb::run`] or [`TenantDb::write`] (so that a read on an uncached
+/// opened by the first [`TenantDb::run`] or [`TenantDb::open`] (so that a read on an uncached
 /// tenant is answered on the thread that opens it: [`TenantPools::run`]).
 #[derive(Clone)]
 pub struct TenantDb {
@@ -223,26 +231,13 @@ impl TenantDb {
         Ok(out)
     }
 
-    /// [`Db::write`] on the tenant's file.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
-    {
-        self.db().await?.write(f).await
+    /// The tenant this database belongs to.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
     }
 
-    /// [`Db::write_then`] on the tenant's file.
-    pub async fn write_then<T, F, C>(&self, f: F, committed: C) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
-        C: FnOnce(&mut T) + Send + 'static,
-    {
-        self.db().await?.write_then(f, committed).await
-    }
-
-    async fn db(&self) -> Result<&Db, ApiError> {
+    /// The tenant's pool, opening the file if it is not open yet (for writes).
+    pub async fn open(&self) -> Result<&Db, ApiError> {
         match self.db.get() {
             Some(db) => Ok(db),
             None => {
@@ -359,7 +354,9 @@ impl Inner {
             db.mark_logged();
         }
         self.metrics.tenant_opens.inc();
-        (self.on_open)(tenant);
+        if let Some(on_open) = self.on_open.get() {
+            on_open(tenant);
+        }
         Ok(db)
     }
 

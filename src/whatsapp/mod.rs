@@ -11,29 +11,20 @@
 //! [`sessions`] keeps each tenant's session state and turns backend reports into events.
 
 pub mod real;
-pub mod routes;
 pub mod sessions;
 pub mod simulated;
 
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use crate::chat::Status;
-use crate::chat::ingest::Ingested;
-use crate::error::ApiError;
+pub use crate::config::BackendKind;
 use crate::ids::TenantId;
-
-/// Which backend serves WhatsApp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendKind {
-    /// The whatsapp-rust adapter (real WhatsApp network).
-    Real,
-    /// An offline stand-in driven by the `simulate/*` endpoints.
-    Simulated,
-}
 
 /// Why a send did not go out.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -164,15 +155,15 @@ pub enum SessionEvent {
 #[derive(Debug)]
 pub enum InboundEvent {
     /// A message; `stored` (if given) is answered once it is durably stored, so a backend can
-    /// acknowledge to WhatsApp only then.
+    /// acknowledge to WhatsApp only then. It is dropped unanswered if storing failed.
     Message {
         message: IncomingMessage,
-        stored: Option<oneshot::Sender<Result<Ingested, ApiError>>>,
+        stored: Option<oneshot::Sender<Ingested>>,
     },
     /// Delivery or read receipts for messages the tenant sent.
     Receipt {
         whatsapp_ids: Vec<String>,
-        status: Status,
+        status: ReceiptKind,
     },
     /// The session changed.
     Session(SessionEvent),
@@ -183,3 +174,81 @@ pub struct Inbound {
     pub tenant: TenantId,
     pub event: InboundEvent,
 }
+
+/// What a receipt says about messages the tenant sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptKind {
+    /// The contact's phone has them.
+    Delivered,
+    /// The contact read them.
+    Read,
+}
+
+/// What became of an incoming message, as the backend is told once it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// Stored as the AEZEN message with this id.
+    Stored(Uuid),
+    /// Its WhatsApp id was already stored: nothing changed.
+    Duplicate,
+}
+
+/// Where a tenant's WhatsApp session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    Disconnected,
+    Connecting,
+    Qr,
+    PairCode,
+    Connected,
+    LoggedOut,
+    Banned,
+    Failed,
+}
+
+impl SessionState {
+    /// On: connecting, pairing or connected.
+    pub fn is_on(self) -> bool {
+        matches!(
+            self,
+            Self::Connecting | Self::Qr | Self::PairCode | Self::Connected
+        )
+    }
+}
+
+/// A tenant's WhatsApp session as the API and the `whatsapp_status` event show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatsappStatus {
+    pub state: SessionState,
+    /// The linked phone's number, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    /// The linked phone's WhatsApp name, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_name: Option<String>,
+    /// Why the session is disconnected, logged out, banned or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The code to type on the phone, in state `pair_code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_code: Option<String>,
+    /// When the current QR or pairing code expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl WhatsappStatus {
+    pub(crate) fn new(state: SessionState) -> Self {
+        Self {
+            state,
+            phone_number: None,
+            push_name: None,
+            reason: None,
+            pair_code: None,
+            expires_at: None,
+        }
+    }
+}
+

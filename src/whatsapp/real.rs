@@ -57,10 +57,9 @@ use whatsapp_rust::{
 };
 
 use super::{
-    BackendKind, Inbound, InboundEvent, IncomingMessage, LinkMethod, SendError, SessionError,
-    SessionEvent, WhatsApp,
+    BackendKind, Inbound, InboundEvent, IncomingMessage, LinkMethod, ReceiptKind, SendError,
+    SessionError, SessionEvent, WhatsApp,
 };
-use crate::chat::Status;
 use crate::ids::TenantId;
 
 /// The session store's file inside the tenant's session folder.
@@ -192,8 +191,8 @@ pub fn map_event(event: &Event, ctx: &EventContext) -> Option<InboundEvent> {
 /// devices' read marks, retries, played, …) are not reported.
 pub fn map_receipt(receipt: &Receipt) -> Option<InboundEvent> {
     let status = match receipt.r#type {
-        ReceiptType::Delivered => Status::Delivered,
-        ReceiptType::Read => Status::Read,
+        ReceiptType::Delivered => ReceiptKind::Delivered,
+        ReceiptType::Read => ReceiptKind::Read,
         _ => return None,
     };
     if receipt.message_ids.is_empty() {
@@ -1125,8 +1124,7 @@ impl InboundDurabilityHook for DurableIngest {
         }
         for reply in replies {
             match reply.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(err)) => anyhow::bail!("message not stored: {err}"),
+                Ok(_) => {}
                 Err(_) => anyhow::bail!("message not stored"),
             }
         }
@@ -1223,7 +1221,7 @@ mod tests {
     use whatsapp_rust::waproto::buffa::MessageField;
 
     use super::*;
-    use crate::chat::ingest::Ingested;
+    use crate::whatsapp::Ingested;
 
     /// Longest a test waits for something that should happen.
     const DEADLINE: Duration = Duration::from_secs(15);
@@ -1438,8 +1436,8 @@ mod tests {
     #[test]
     fn delivery_and_read_receipts_update_sent_messages() {
         for (kind, want) in [
-            (ReceiptType::Delivered, Status::Delivered),
-            (ReceiptType::Read, Status::Read),
+            (ReceiptType::Delivered, ReceiptKind::Delivered),
+            (ReceiptType::Read, ReceiptKind::Read),
         ] {
             match map_event(&receipt(kind, &["M1", "M2"]), &ctx()) {
                 Some(InboundEvent::Receipt {
@@ -2005,7 +2003,7 @@ mod tests {
                     panic!("expected a message awaiting storage");
                 };
                 assert_eq!(t, tenant);
-                stored.send(Ok(Ingested::Duplicate)).unwrap();
+                stored.send(Ingested::Duplicate).unwrap();
                 message
             });
         answer.unwrap();
@@ -2068,7 +2066,7 @@ mod tests {
                 else {
                     panic!("expected a message awaiting storage");
                 };
-                stored.send(Ok(Ingested::Duplicate)).unwrap();
+                stored.send(Ingested::Duplicate).unwrap();
                 message
             });
         answer.unwrap();

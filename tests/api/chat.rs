@@ -814,7 +814,7 @@ async fn ingest_under_load_commits_a_tenants_messages_together() {
         replies.push(stored);
     }
     for stored in replies {
-        assert!(stored.await.unwrap().is_ok());
+        assert!(stored.await.is_ok(), "stored and acknowledged");
     }
     assert_eq!(app.metric("aezen_ingest_events_total").await, 100);
     assert_eq!(

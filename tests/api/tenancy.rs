@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use aezen::db::FileLock;
+use aezen::config::FileLock;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -329,49 +329,35 @@ async fn a_tenant_that_leaves_the_cache_is_one_complete_file() {
     assert_eq!(page["items"].as_array().unwrap().len(), 20);
 }
 
-/// Whether a process other than the server can read `file` now (run as a child: the test
-/// binary itself, on [`outside_process_probe`]).
+/// Whether a process other than the server can read `file` now: Python's `sqlite3` module
+/// (SQLite's default VFS, no busy timeout — what an outside `sqlite3` shell does) counts the
+/// conversations in a child process. `.ci/run` installs `python3` where it is missing.
 fn readable_from_another_process(file: &std::path::Path) -> Result<i64, String> {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "tenancy::outside_process_probe",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("AEZEN_PROBE_DB", file)
+    const PROBE: &str = concat!(
+        "import sqlite3, sys\n",
+        "try:\n",
+        "    conn = sqlite3.connect(sys.argv[1], timeout=0)\n",
+        "    n = conn.execute('SELECT count(*) FROM conversation').fetchone()[0]\n",
+        "    print('PROBE ok', n)\n",
+        "except sqlite3.Error as e:\n",
+        "    print('PROBE', e)\n",
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", PROBE])
+        .arg(file)
         .output()
-        .unwrap();
+        .expect("python3 runs the outside-process probe (apt-get install python3)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix("PROBE "))
-        .unwrap_or_else(|| panic!("the probe reported nothing: {stdout}"));
+        .unwrap_or_else(|| {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            panic!("the probe reported nothing: {stdout} {stderr}")
+        });
     match line.strip_prefix("ok ") {
         Some(count) => Ok(count.parse().unwrap()),
         None => Err(line.to_owned()),
-    }
-}
-
-/// Not a test of its own: the other process of [`readable_from_another_process`]. Opens the
-/// file as an outside `sqlite3` would (read-write, default VFS, no busy timeout) and counts
-/// conversations.
-#[test]
-#[ignore = "run as a child process by tenant_file_lock_decides_who_else_may_open_an_open_tenant"]
-fn outside_process_probe() {
-    let Some(path) = std::env::var_os("AEZEN_PROBE_DB") else {
-        return;
-    };
-    let counted =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
-            .and_then(|conn| {
-                conn.query_row("SELECT count(*) FROM conversation", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-            });
-    match counted {
-        Ok(n) => println!("PROBE ok {n}"),
-        Err(err) => println!("PROBE {err}"),
     }
 }
 

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{Account, TestApp, assert_error, assert_error_naming, spawn_app};
-use crate::sockets::Socket;
+use crate::helpers::socket::Socket;
 
 async fn qr_svg(app: &TestApp, account: &Account) -> reqwest::Response {
     app.client
@@ -393,7 +393,7 @@ async fn unscanned_qr_codes_expire_and_linking_can_start_again() {
 #[tokio::test]
 async fn the_real_backend_without_a_network_reports_the_failure_keeps_retrying_and_serves() {
     let app =
-        crate::helpers::spawn_app_with(|c| c.whatsapp = aezen::whatsapp::BackendKind::Real).await;
+        crate::helpers::spawn_app_with(|c| c.whatsapp = aezen::config::BackendKind::Real).await;
     let owner = app.register("Acme").await;
     let (_, cards) = app.get("/api/integrations", &owner.token).await;
     assert_eq!(cards["items"][0]["backend"], "real");

@@ -13,14 +13,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::sessions::{self, WhatsappStatus};
-use super::simulated::Simulated;
-use super::{BackendKind, InboundEvent, IncomingMessage};
-use crate::app::AppState;
-use crate::auth::{CurrentUser, TenantScope};
-use crate::chat::ingest::Ingested;
-use crate::chat::{Message, Status, normalize_phone, store, validate_content};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use super::extract::{CurrentUser, TenantScope};
+use super::json::{ApiJson, ApiResult};
+use super::paging::Page;
+use crate::chat::inbox::Recipient;
+use crate::chat::{Message, normalize_phone, store, validate_content};
+use crate::config::BackendKind;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::whatsapp::sessions::render_qr;
+use crate::whatsapp::simulated::Simulated;
+use crate::whatsapp::{InboundEvent, IncomingMessage, Ingested, ReceiptKind, WhatsappStatus};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -60,7 +63,11 @@ async fn send(
     scope: TenantScope,
     ApiJson(req): ApiJson<SendToNumber>,
 ) -> ApiResult<(StatusCode, ApiJson<Message>)> {
-    let message = crate::chat::routes::send_to_number(&state, &scope, &req.to, req.content).await?;
+    let to = Recipient::Number(req.to);
+    let message = state
+        .inbox
+        .send(&scope.db, scope.caller.user.id, to, req.content)
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(message)))
 }
 
@@ -112,7 +119,7 @@ pub struct SimulatedIncomingResult {
     ))]
 async fn simulate_incoming(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    scope: TenantScope,
     ApiJson(req): ApiJson<SimulatedIncoming>,
 ) -> ApiResult<(StatusCode, ApiJson<SimulatedIncomingResult>)> {
     let backend = simulated(&state)?;
@@ -136,7 +143,7 @@ async fn simulate_incoming(
     };
     backend
         .inject(
-            caller.tenant_id(),
+            scope.caller.tenant_id(),
             InboundEvent::Message {
                 message,
                 stored: Some(reply),
@@ -149,15 +156,22 @@ async fn simulate_incoming(
             "not_stored",
             "the message could not be stored; WhatsApp would redeliver it",
         )
-    })??;
+    })?;
     Ok(match outcome {
-        Ingested::Stored(message) => (
-            StatusCode::CREATED,
-            ApiJson(SimulatedIncomingResult {
-                stored: true,
-                message: Some(message),
-            }),
-        ),
+        Ingested::Stored(id) => {
+            let message = scope
+                .db
+                .run(move |conn| Ok(store::find_message(conn, id)?))
+                .await?
+                .ok_or_else(|| ApiError::internal("simulate incoming", "stored message gone"))?;
+            (
+                StatusCode::CREATED,
+                ApiJson(SimulatedIncomingResult {
+                    stored: true,
+                    message: Some(message),
+                }),
+            )
+        }
         Ingested::Duplicate => (
             StatusCode::OK,
             ApiJson(SimulatedIncomingResult {
@@ -214,8 +228,8 @@ async fn simulate_receipt(
         )
     })?;
     let status = match req.status {
-        ReceiptStatus::Delivered => Status::Delivered,
-        ReceiptStatus::Read => Status::Read,
+        ReceiptStatus::Delivered => ReceiptKind::Delivered,
+        ReceiptStatus::Read => ReceiptKind::Read,
     };
     backend
         .inject(
@@ -292,33 +306,26 @@ pub struct Integration {
     pub status: WhatsappStatus,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IntegrationList {
-    pub items: Vec<Integration>,
-}
-
 /// The tenant's integrations (today: WhatsApp) with their state.
 #[utoipa::path(get, path = "/api/integrations", tag = "whatsapp",
     security(("bearer" = [])),
-    responses((status = 200, body = IntegrationList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Page<Integration>), (status = 401, body = ErrorBody)))]
 async fn list_integrations(
     State(state): State<AppState>,
     caller: CurrentUser,
-) -> ApiJson<IntegrationList> {
+) -> ApiJson<Page<Integration>> {
     let status = state.sessions.status(caller.tenant_id());
     let backend = match state.whatsapp.kind() {
         BackendKind::Real => "real",
         BackendKind::Simulated => "simulated",
     };
-    ApiJson(IntegrationList {
-        items: vec![Integration {
-            id: "whatsapp",
-            name: "WhatsApp",
-            backend,
-            enabled: status.state.is_on(),
-            status,
-        }],
-    })
+    ApiJson(Page::whole(vec![Integration {
+        id: "whatsapp",
+        name: "WhatsApp",
+        backend,
+        enabled: status.state.is_on(),
+        status,
+    }]))
 }
 
 /// The WhatsApp session's state.
@@ -343,7 +350,7 @@ async fn toggle(
     caller: CurrentUser,
 ) -> ApiResult<ApiJson<WhatsappStatus>> {
     caller.require_manager()?;
-    Ok(ApiJson(sessions::toggle(&state, caller.tenant_id()).await?))
+    Ok(ApiJson(state.sessions.toggle(caller.tenant_id()).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -374,7 +381,7 @@ async fn pair_code(
     caller.require_manager()?;
     let phone = normalize_phone("phoneNumber", &req.phone_number)?;
     Ok(ApiJson(
-        sessions::pair_code(&state, caller.tenant_id(), phone).await?,
+        state.sessions.pair_code(caller.tenant_id(), phone).await?,
     ))
 }
 
@@ -391,7 +398,7 @@ async fn logout(
     caller: CurrentUser,
 ) -> ApiResult<ApiJson<WhatsappStatus>> {
     caller.require_manager()?;
-    Ok(ApiJson(sessions::logout(&state, caller.tenant_id()).await?))
+    Ok(ApiJson(state.sessions.logout(caller.tenant_id()).await?))
 }
 
 /// The QR code being shown, as an SVG image (404 when there is none). The `qr` Socket.IO event
@@ -416,6 +423,6 @@ async fn qr_svg(
             (header::CONTENT_TYPE, "image/svg+xml"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        sessions::render_qr(&code),
+        render_qr(&code),
     ))
 }

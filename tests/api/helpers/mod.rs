@@ -1,5 +1,7 @@
 //! Starts the real application on a temp dir and talks to it over HTTP, as a client would.
 
+pub mod socket;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,7 +39,7 @@ pub fn test_config(root: &Path) -> Config {
     let mut config = Config::for_data_root(root);
     config.login_per_ip_per_minute = 10_000;
     config.login_per_account_per_minute = 10_000;
-    config.whatsapp = aezen::whatsapp::BackendKind::Simulated;
+    config.whatsapp = aezen::config::BackendKind::Simulated;
     config
 }
 
@@ -56,14 +58,14 @@ async fn start(root: Arc<TempDir>, config: Config) -> TestApp {
     // The real backend dials a local port that was free a moment ago, never WhatsApp: its
     // tests see a refused connection whether or not this machine has internet.
     let network = match config.whatsapp {
-        aezen::whatsapp::BackendKind::Real => {
+        aezen::config::BackendKind::Real => {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .expect("a free port")
                 .port();
             Network::real_transport_to(&format!("ws://127.0.0.1:{port}/ws/chat"))
         }
-        aezen::whatsapp::BackendKind::Simulated => Network::offline(),
+        aezen::config::BackendKind::Simulated => Network::offline(),
     };
     let app = Application::build_with_network(config.clone(), network)
         .await
@@ -385,9 +387,8 @@ impl Drop for TestApp {
     }
 }
 
-/// Asserts an error response's status and code.
-#[track_caller]
 /// [`assert_error`], and its message names `named` (the field, the path, what to do).
+#[track_caller]
 pub fn assert_error_naming(
     actual: (StatusCode, Value),
     status: StatusCode,
@@ -403,6 +404,8 @@ pub fn assert_error_naming(
     assert_error(actual, status, code);
 }
 
+/// Asserts an error response's status and code.
+#[track_caller]
 pub fn assert_error(actual: (StatusCode, Value), status: StatusCode, code: &str) {
     let (got_status, body) = actual;
     assert_eq!(got_status, status, "{body}");

@@ -4,18 +4,19 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::auth::users::{self, Role, User};
-use crate::auth::{CurrentUser, password};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
-use crate::ids::{TenantId, UserId};
-use crate::tenancy::{DbName, Tenant, registry};
+use super::extract::CurrentUser;
+use super::json::{ApiJson, ApiResult};
+use crate::auth::password;
+use crate::auth::signup::{SignUp, SignedUp, sign_up};
+use crate::auth::users::{self, User};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::tenancy::{Tenant, registry};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -60,53 +61,24 @@ async fn register(
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<RegisterResponse>)> {
     state.limiter.check_ip(peer.ip())?;
-    let tenant_name = users::normalize_name("tenantName", &req.tenant_name)?;
-    let name = users::normalize_name("name", &req.name)?;
-    let email = users::normalize_email("email", &req.email)?;
-    password::validate_new("password", &req.password)?;
-    let hash = state.passwords.hash(req.password).await?;
-
-    let now = Utc::now();
-    let tenant = Tenant {
-        id: TenantId::new(),
-        name: tenant_name,
-        created_at: now,
+    let req = SignUp {
+        tenant_name: req.tenant_name,
+        name: req.name,
+        email: req.email,
+        password: req.password,
     };
-    let user = User {
-        id: UserId::new(),
-        email,
-        name,
-        role: Role::Owner,
-        tenant_id: tenant.id,
-        created_at: now,
-    };
-    let db_name = DbName::generate(&tenant.name);
-    let (t, u) = (tenant.clone(), user.clone());
-    state
-        .master
-        .write(move |tx| {
-            registry::insert(tx, &t, &db_name)?;
-            users::insert(tx, &u, &hash)?;
-            Ok(())
-        })
-        .await?;
-
-    // Sign-up is the tenant's first use: create and migrate its file now. Should that fail,
-    // take the registration back so nothing is left half-made.
-    if let Err(err) = state.tenants.get(tenant.id).await {
-        let id = tenant.id;
-        state
-            .master
-            .run(move |conn| Ok(registry::delete(conn, id)?))
-            .await?;
-        return Err(err);
-    }
-
-    let token = state
-        .tokens
-        .issue(user.id, tenant.id, 0)
-        .map_err(|e| ApiError::internal("issue token", e))?;
-    tracing::info!(tenant = %tenant.id, user = %user.id, "tenant signed up");
+    let SignedUp {
+        token,
+        user,
+        tenant,
+    } = sign_up(
+        &state.master,
+        &state.tenants,
+        &state.passwords,
+        &state.auth.tokens,
+        req,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(RegisterResponse {
@@ -160,6 +132,7 @@ async fn login(
     }
     let record = record.ok_or_else(|| ApiError::internal("login", "verified without a user"))?;
     let token = state
+        .auth
         .tokens
         .issue(record.user.id, record.user.tenant_id, record.token_version)
         .map_err(|e| ApiError::internal("issue token", e))?;
@@ -252,6 +225,7 @@ async fn change_password(
         .await?;
     state.on_user_revoked(id).await;
     let token = state
+        .auth
         .tokens
         .issue(id, tenant, version)
         .map_err(|e| ApiError::internal("issue token", e))?;

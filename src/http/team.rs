@@ -9,16 +9,19 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use super::extract::CurrentUser;
+use super::json::{ApiJson, ApiPath, ApiResult};
+use super::paging::Page;
+use crate::auth::password;
 use crate::auth::users::{self, Role, User};
-use crate::auth::{CurrentUser, password};
-use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
+use crate::error::{ApiError, ErrorBody};
 use crate::ids::UserId;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -26,34 +29,23 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_member, delete_member))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TeamList {
-    pub items: Vec<User>,
-    /// Always null: a team fits in one page.
-    pub next_cursor: Option<String>,
-}
-
 /// The caller's team.
 #[utoipa::path(get, path = "/api/team", tag = "team",
     security(("bearer" = [])),
     responses(
-        (status = 200, body = TeamList),
+        (status = 200, body = Page<User>),
         (status = 401, description = "missing, invalid, expired or revoked token", body = ErrorBody),
     ))]
 async fn list_team(
     State(state): State<AppState>,
     caller: CurrentUser,
-) -> ApiResult<ApiJson<TeamList>> {
+) -> ApiResult<ApiJson<Page<User>>> {
     let tenant = caller.tenant_id();
     let items = state
         .master
         .run(move |conn| Ok(users::list(conn, tenant)?))
         .await?;
-    Ok(ApiJson(TeamList {
-        items,
-        next_cursor: None,
-    }))
+    Ok(ApiJson(Page::whole(items)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -155,7 +147,7 @@ async fn update_member(
             Ok(user)
         })
         .await?;
-    state.users.forget(id);
+    state.auth.forget(id);
     Ok(ApiJson(user))
 }
 

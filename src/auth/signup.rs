@@ -1,0 +1,87 @@
+//! Sign-up: a new tenant, its owner, and the tenant's database file, all or nothing.
+
+use chrono::Utc;
+
+use super::password::{self, PasswordHashing};
+use super::token::Tokens;
+use super::users::{self, Role, User};
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::ids::{TenantId, UserId};
+use crate::tenancy::{DbName, Tenant, TenantPools, registry};
+
+/// What a sign-up asks for, as typed (validated here; errors name the field).
+#[derive(Debug, Clone)]
+pub struct SignUp {
+    pub tenant_name: String,
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// A signed-up tenant with its owner and the owner's first token.
+#[derive(Debug, Clone)]
+pub struct SignedUp {
+    pub token: String,
+    pub user: User,
+    pub tenant: Tenant,
+}
+
+/// Registers the tenant and its owner in the master registry, then creates and migrates the
+/// tenant's file (sign-up is a tenant's first use). Should the file fail, the registration
+/// is taken back, so nothing is left half-made. 409 `email_taken` for a known email.
+pub async fn sign_up(
+    master: &Db,
+    tenants: &TenantPools,
+    passwords: &PasswordHashing,
+    tokens: &Tokens,
+    req: SignUp,
+) -> Result<SignedUp, ApiError> {
+    let tenant_name = users::normalize_name("tenantName", &req.tenant_name)?;
+    let name = users::normalize_name("name", &req.name)?;
+    let email = users::normalize_email("email", &req.email)?;
+    password::validate_new("password", &req.password)?;
+    let hash = passwords.hash(req.password).await?;
+
+    let now = Utc::now();
+    let tenant = Tenant {
+        id: TenantId::new(),
+        name: tenant_name,
+        created_at: now,
+    };
+    let user = User {
+        id: UserId::new(),
+        email,
+        name,
+        role: Role::Owner,
+        tenant_id: tenant.id,
+        created_at: now,
+    };
+    let db_name = DbName::generate(&tenant.name);
+    let (t, u) = (tenant.clone(), user.clone());
+    master
+        .write(move |tx| {
+            registry::insert(tx, &t, &db_name)?;
+            users::insert(tx, &u, &hash)?;
+            Ok(())
+        })
+        .await?;
+
+    if let Err(err) = tenants.get(tenant.id).await {
+        let id = tenant.id;
+        master
+            .run(move |conn| Ok(registry::delete(conn, id)?))
+            .await?;
+        return Err(err);
+    }
+
+    let token = tokens
+        .issue(user.id, tenant.id, 0)
+        .map_err(|e| ApiError::internal("issue token", e))?;
+    tracing::info!(tenant = %tenant.id, user = %user.id, "tenant signed up");
+    Ok(SignedUp {
+        token,
+        user,
+        tenant,
+    })
+}

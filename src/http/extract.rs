@@ -1,0 +1,54 @@
+//! The authenticated extractors: [`CurrentUser`] from the bearer token, and [`TenantScope`],
+//! which adds the caller's own tenant database.
+//!
+//! A handler that takes [`TenantScope`] gets the pool of the caller's own tenant and no
+//! other: there is no way to name another tenant's database from a request.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+pub use crate::auth::CurrentUser;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::tenancy::TenantDb;
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing bearer token in Authorization header")
+            })?;
+        state.auth.authenticate(token.trim()).await
+    }
+}
+
+/// The caller plus the database of the caller's tenant, opened when first used.
+#[derive(Clone)]
+pub struct TenantScope {
+    pub caller: CurrentUser,
+    pub db: TenantDb,
+}
+
+impl TenantScope {
+    /// The scope of an already authenticated caller (the Socket.IO gateway's).
+    pub fn of(state: &AppState, caller: CurrentUser) -> Self {
+        let db = TenantDb::new(&state.tenants, caller.tenant_id());
+        Self { caller, db }
+    }
+}
+
+impl FromRequestParts<AppState> for TenantScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = CurrentUser::from_request_parts(parts, state).await?;
+        Ok(Self::of(state, caller))
+    }
+}

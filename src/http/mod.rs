@@ -1,0 +1,63 @@
+//! Everything HTTP: the axum router, one module per API area, the extractors, JSON bodies
+//! and errors, paging, the OpenAPI document, and the Socket.IO gateway beside them. The
+//! handlers parse and answer; what they do is in the services ([`crate::state::App`]).
+
+pub mod auth;
+pub mod chat;
+pub mod events;
+pub mod extract;
+pub mod json;
+pub mod openapi;
+pub mod ops;
+pub mod paging;
+pub mod socket;
+pub mod team;
+pub mod whatsapp;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(team::router())
+        .merge(chat::router())
+        .merge(events::router())
+        .merge(whatsapp::router())
+        .merge(ops::router())
+}
+
+/// The whole HTTP surface (the Socket.IO layer is added by start-up).
+pub fn router(state: AppState) -> Router {
+    let (api, _) = api_routes().split_for_parts();
+    api.fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+

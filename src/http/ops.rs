@@ -1,0 +1,86 @@
+//! Operations endpoints: health, the caller's tenant file, metrics, the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::TenantScope;
+use super::json::{ApiJson, ApiResult};
+use crate::error::ErrorBody;
+use crate::ids::TenantId;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(tenant_info))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the master registry answers.
+    pub status: &'static str,
+}
+
+/// Liveness and readiness: answers once the master registry answers a query.
+#[utoipa::path(get, path = "/api/healthz", tag = "ops",
+    responses((status = 200, body = Health), (status = 500, body = ErrorBody)))]
+async fn healthz(State(state): State<AppState>) -> ApiResult<ApiJson<Health>> {
+    state
+        .master
+        .run(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+        .await?;
+    Ok(ApiJson(Health { status: "ok" }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantInfo {
+    pub id: TenantId,
+    /// Schema version of the tenant's database file.
+    pub schema_version: i64,
+}
+
+/// The caller's tenant database: its id and schema version (opens the file if it is not open).
+#[utoipa::path(get, path = "/api/tenant", tag = "ops",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = TenantInfo),
+        (status = 401, description = "missing, invalid, expired or revoked token", body = ErrorBody),
+        (status = 503, description = "the tenant's database file is missing or unusable", body = ErrorBody),
+    ))]
+async fn tenant_info(scope: TenantScope) -> ApiResult<ApiJson<TenantInfo>> {
+    let id = scope.caller.tenant_id();
+    let schema_version = scope
+        .db
+        .run(|conn| Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?))
+        .await?;
+    Ok(ApiJson(TenantInfo { id, schema_version }))
+}
+
+/// Prometheus text exposition of the server's counters.
+#[utoipa::path(get, path = "/api/metrics", tag = "ops",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state.metrics.render(state.tenants.open_count());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "ops",
+    responses((status = 200, content_type = "application/json", body = Object)))]
+async fn openapi_json() -> impl IntoResponse {
+    axum::Json(super::openapi::openapi())
+}

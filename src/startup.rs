@@ -1,0 +1,271 @@
+//! `Application::build(config)` → a server bound to its port; `run_until` serves it and
+//! shuts it down in order. Start-up is where the services are built, each with the narrow
+//! handles it needs, and wired together.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use socketioxide::SocketIo;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::auth::Authenticator;
+use crate::auth::cache::UserCache;
+use crate::auth::password::PasswordHashing;
+use crate::auth::rate_limit::AuthLimiter;
+use crate::auth::token::{self, Tokens};
+use crate::chat::inbox::Inbox;
+use crate::chat::ingest::Ingest;
+use crate::chat::outbox::Outbox;
+use crate::config::{BackendKind, Config};
+use crate::events::Retention;
+use crate::metrics::Metrics;
+use crate::realtime::{Realtime, TenantEvents};
+use crate::state::{App, AppState};
+use crate::tenancy::{self, PoolSettings, TenantPools};
+use crate::whatsapp::real::{Network, RealWhatsApp};
+use crate::whatsapp::sessions::Sessions;
+use crate::whatsapp::simulated::Simulated;
+use crate::whatsapp::{Inbound, WhatsApp};
+
+/// A built server, bound to its port, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    inbound: mpsc::Receiver<Inbound>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_network(config, Network::real()).await
+    }
+
+    /// Builds with the real WhatsApp backend (when configured) on `network`; tests pass
+    /// [`Network::offline`] to run the real adapter without a way out.
+    pub async fn build_with_network(config: Config, network: Network) -> anyhow::Result<Self> {
+        let (socket_layer, io) = SocketIo::builder().build_layer();
+        let (inbound_tx, inbound) = mpsc::channel(4096);
+        let state = {
+            let io = io.clone();
+            tokio::task::spawn_blocking(move || build_state(config, io, inbound_tx, network))
+                .await??
+        };
+        crate::http::socket::attach(&io, state.downgrade());
+        let listener = TcpListener::bind(state.config.listen).await?;
+        let router = crate::http::router(state.clone()).layer(socket_layer);
+        tracing::info!(address = %listener.local_addr()?, data_dir = %state.config.data_dir.display(), "AEZEN listening");
+        Ok(Self {
+            listener,
+            router,
+            state,
+            inbound,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains requests and closes every database.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then drains requests and closes every database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Self {
+            listener,
+            router,
+            state,
+            inbound,
+        } = self;
+        let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let ingest = Ingest {
+            events: state.events.clone(),
+            sessions: state.sessions.clone(),
+            outbox: state.outbox.clone(),
+            metrics: state.metrics.clone(),
+        };
+        let ingest = tokio::spawn(ingest.run(inbound));
+        // Start-up does not wait for WhatsApp: sessions resume in the background.
+        let resume = tokio::spawn(state.sessions.clone().resume_all());
+        let realtime = state.realtime.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Open websockets would otherwise keep the graceful shutdown waiting.
+            realtime.disconnect_all().await;
+        };
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        housekeeping.abort();
+        resume.abort();
+        state.whatsapp.shutdown().await;
+        ingest.abort();
+        state.outbox.shutdown();
+        state.tenants.clear().await;
+        tracing::info!("AEZEN stopped");
+        served
+    }
+}
+
+fn build_state(
+    config: Config,
+    io: SocketIo,
+    inbound: mpsc::Sender<Inbound>,
+    network: Network,
+) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(config.tenants_dir())?;
+    std::fs::create_dir_all(&config.sessions_dir)?;
+    let capacity = fit_cache_to_file_limit(&config);
+    let metrics = Metrics::new();
+    let master = tenancy::open_master(&config.master_db_path())?;
+    let (whatsapp, simulated): (Arc<dyn WhatsApp>, _) = match config.whatsapp {
+        BackendKind::Simulated => {
+            tracing::warn!(
+                "WhatsApp backend: SIMULATED. Nothing is sent to or received from WhatsApp; \
+                 drive it with /api/integrations/whatsapp/simulate/*"
+            );
+            let simulated = Arc::new(Simulated::new(
+                inbound,
+                Duration::from_millis(config.simulated_qr_ms),
+            ));
+            (simulated.clone(), Some(simulated))
+        }
+        BackendKind::Real => {
+            tracing::warn!(
+                "WhatsApp backend: whatsapp-rust, an UNOFFICIAL client; using it may break \
+                 WhatsApp's Terms of Service and get a number banned"
+            );
+            (Arc::new(RealWhatsApp::with_network(inbound, network)), None)
+        }
+    };
+    let retention = Retention {
+        max_count: i64::try_from(config.event_retention_count).unwrap_or(i64::MAX),
+        max_age_ms: i64::try_from(config.event_retention_hours.saturating_mul(3_600_000))
+            .unwrap_or(i64::MAX),
+    };
+    let secret = token::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+    let tokens = Tokens::new(&secret, config.token_ttl_hours);
+    let passwords = PasswordHashing::new(config.hash_concurrency())
+        .map_err(|e| anyhow::anyhow!("password hashing: {e}"))?;
+    let limiter = AuthLimiter::new(
+        config.login_per_ip_per_minute,
+        config.login_per_account_per_minute,
+        metrics.clone(),
+    );
+    let tenants = TenantPools::new(
+        master.clone(),
+        config.tenants_dir(),
+        &PoolSettings {
+            capacity,
+            idle: Duration::from_secs(config.tenant_idle_secs),
+            connections_per_tenant: config.tenant_pool_size.max(1),
+            file_lock: config.tenant_file_lock,
+        },
+        metrics.clone(),
+    );
+    let realtime = Realtime::new(io);
+    let events = TenantEvents::new(tenants.clone(), realtime.clone(), retention);
+    let outbox = Outbox::new(Arc::clone(&whatsapp), events.clone());
+    // The first open of a tenant resumes its outbox: after a restart, queued messages go
+    // out on the tenant's first use. (Weak: the outbox reaches the pools itself.)
+    let resume = outbox.downgrade();
+    tenants.on_open(Box::new(move |tenant| resume.resume(tenant)));
+    let sessions = Sessions::new(
+        config.sessions_dir.clone(),
+        Arc::clone(&whatsapp),
+        events.clone(),
+        master.clone(),
+    );
+    Ok(AppState::new(App {
+        auth: Authenticator::new(tokens, UserCache::new(100_000), master.clone()),
+        inbox: Inbox::new(events.clone(), outbox.clone(), Arc::clone(&whatsapp)),
+        config,
+        master,
+        tenants,
+        passwords,
+        limiter,
+        metrics,
+        realtime,
+        events,
+        whatsapp,
+        simulated,
+        outbox,
+        sessions,
+    }))
+}
+
+/// Raises the soft open-file limit to the hard one and shrinks the tenant cache if
+/// `capacity × connections × 3` (db, -wal, -shm per connection) would not fit in the half of
+/// it left after sockets and everything else.
+fn fit_cache_to_file_limit(config: &Config) -> u64 {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let per_tenant = u64::from(config.tenant_pool_size.max(1)) * 3;
+    let fits = (limit / 2) / per_tenant;
+    if config.tenant_cache_capacity > fits {
+        tracing::warn!(
+            configured = config.tenant_cache_capacity,
+            used = fits,
+            open_file_limit = limit,
+            "tenant cache capacity lowered to fit the open-file limit"
+        );
+        fits.max(1)
+    } else {
+        config.tenant_cache_capacity
+    }
+}
+
+/// Periodic upkeep: forget recovered rate-limit keys.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.limiter.forget_idle();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; draining requests");
+}
+
