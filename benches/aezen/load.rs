@@ -1,0 +1,325 @@
+//! HTTP load from this process: `concurrency` workers against one `Side`, two sides in
+//! alternating slices, one request at a time; the CPU each phase cost; small JSON helpers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::baseline::BareLoop;
+use crate::children::{Proc, wait_idle};
+use crate::procfs::{Perf, machine_cpu, proc_cpu};
+use crate::report::step;
+use crate::seed::Account;
+use crate::{Options, Scale};
+
+pub(crate) type MakeRequest =
+    Arc<dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync>;
+
+#[derive(Default)]
+pub(crate) struct Load {
+    pub(crate) ok: u64,
+    pub(crate) errors: u64,
+    pub(crate) error_samples: Vec<String>,
+    /// Latencies of successful requests (or operations), in microseconds.
+    pub(crate) latencies: Vec<u32>,
+    pub(crate) elapsed: Duration,
+    pub(crate) client_cpu: Duration,
+    pub(crate) server_cpu: Duration,
+    /// CPU time used by the whole machine (every process) meanwhile.
+    machine_cpu: Duration,
+}
+
+impl Load {
+    pub(crate) fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub(crate) fn p(&self, q: f64) -> f64 {
+        percentile_ms(&self.latencies, q)
+    }
+
+    pub(crate) fn absorb(&mut self, other: Load) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.latencies.extend(other.latencies);
+        for e in other.error_samples {
+            if self.error_samples.len() < 5 {
+                self.error_samples.push(e);
+            }
+        }
+        self.elapsed += other.elapsed;
+        self.client_cpu += other.client_cpu;
+        self.server_cpu += other.server_cpu;
+        self.machine_cpu += other.machine_cpu;
+    }
+
+    /// CPU used by processes other than the server and this client (other work on the box).
+    pub(crate) fn other_cpu(&self) -> Duration {
+        self.machine_cpu
+            .saturating_sub(self.server_cpu)
+            .saturating_sub(self.client_cpu)
+    }
+}
+
+/// CPU accounting around a measured phase: this process, a server, the whole machine.
+pub(crate) struct CpuMark {
+    client: Duration,
+    server: Option<(u32, Duration)>,
+    machine: Duration,
+}
+
+impl CpuMark {
+    pub(crate) fn now(server_pid: Option<u32>) -> Self {
+        Self {
+            client: proc_cpu("self"),
+            server: server_pid.map(|p| (p, proc_cpu(&p.to_string()))),
+            machine: machine_cpu(),
+        }
+    }
+
+    pub(crate) fn close(&self, load: &mut Load) {
+        load.client_cpu = proc_cpu("self").saturating_sub(self.client);
+        load.server_cpu = self
+            .server
+            .map(|(p, at)| proc_cpu(&p.to_string()).saturating_sub(at))
+            .unwrap_or_default();
+        load.machine_cpu = machine_cpu().saturating_sub(self.machine);
+    }
+}
+
+pub(crate) fn percentile_ms(latencies: &[u32], q: f64) -> f64 {
+    if latencies.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = latencies.to_vec();
+    sorted.sort_unstable();
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    f64::from(sorted[rank - 1]) / 1000.0
+}
+
+pub(crate) fn micros(since: Instant) -> u32 {
+    u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX)
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("reqwest client")
+}
+
+/// What one side of a comparison sends.
+#[derive(Clone)]
+pub(crate) struct Side {
+    pub(crate) expect: StatusCode,
+    pub(crate) pid: Option<u32>,
+    pub(crate) make: MakeRequest,
+}
+
+/// `concurrency` workers send requests back to back until `duration` passes; `expect` is the
+/// status that counts as success.
+async fn load(http: &reqwest::Client, concurrency: usize, duration: Duration, side: &Side) -> Load {
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mark = CpuMark::now(side.pid);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (http, make, next, expect) = (
+            http.clone(),
+            Arc::clone(&side.make),
+            Arc::clone(&next),
+            side.expect,
+        );
+        workers.spawn(async move {
+            let mut mine = Load::default();
+            while start.elapsed() < duration {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let t0 = Instant::now();
+                let outcome = match make(&http, i).send().await {
+                    Ok(res) => {
+                        let status = res.status();
+                        match res.bytes().await {
+                            Ok(_) if status == expect => Ok(()),
+                            Ok(body) => Err(format!(
+                                "{status}: {}",
+                                String::from_utf8_lossy(&body[..body.len().min(200)])
+                            )),
+                            Err(e) => Err(format!("body: {e}")),
+                        }
+                    }
+                    Err(e) => Err(format!("send: {e}")),
+                };
+                match outcome {
+                    Ok(()) => {
+                        mine.ok += 1;
+                        mine.latencies.push(micros(t0));
+                    }
+                    Err(e) => {
+                        mine.errors += 1;
+                        if mine.error_samples.len() < 3 {
+                            mine.error_samples.push(e);
+                        }
+                    }
+                }
+            }
+            mine
+        });
+    }
+    let mut total = Load::default();
+    while let Some(Ok(part)) = workers.join_next().await {
+        total.absorb(part);
+    }
+    total.elapsed = start.elapsed();
+    mark.close(&mut total);
+    total
+}
+
+/// Measures `a` against `b` with the same client and concurrency: a warm-up of each, then
+/// `scale.slices` alternating slices (a, b, a, b, …) so that other work on the machine hits
+/// both sides alike.
+pub(crate) async fn interleaved(
+    http: &reqwest::Client,
+    scale: &Scale,
+    a: &Side,
+    b: &Side,
+) -> (Load, Load) {
+    load(http, scale.concurrency, scale.warmup, a).await;
+    load(http, scale.concurrency, scale.warmup, b).await;
+    let slice = scale.measure / scale.slices;
+    let (mut la, mut lb) = (Load::default(), Load::default());
+    for _ in 0..scale.slices {
+        la.absorb(load(http, scale.concurrency, slice, a).await);
+        lb.absorb(load(http, scale.concurrency, slice, b).await);
+    }
+    (la, lb)
+}
+
+/// `GET /api/tenant` for each account in turn, one request at a time.
+pub(crate) async fn one_at_a_time(
+    http: &reqwest::Client,
+    addr: &str,
+    accounts: &[&Account],
+    pid: u32,
+) -> Load {
+    let mark = CpuMark::now(Some(pid));
+    let start = Instant::now();
+    let mut load = Load::default();
+    for a in accounts {
+        let t0 = Instant::now();
+        let ok = http
+            .get(format!("{addr}/api/tenant"))
+            .bearer_auth(&*a.token)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK);
+        if ok {
+            load.ok += 1;
+            load.latencies.push(micros(t0));
+        } else {
+            load.errors += 1;
+        }
+    }
+    load.elapsed = start.elapsed();
+    mark.close(&mut load);
+    load
+}
+
+/// With AEZEN_BENCH_PERF=<dir>: an extra 5 s pass of `side` under `perf record`, after the
+/// measured ones (so the profiler's overhead never touches a reported figure).
+pub(crate) async fn profile(
+    options: &Options,
+    http: &reqwest::Client,
+    scale: &Scale,
+    pid: u32,
+    name: &str,
+    side: &Side,
+) {
+    if let Some(dir) = options.perf_dir.as_deref() {
+        step(&format!(
+            "profiling {name} with perf into {}",
+            dir.display()
+        ));
+        let perf = Perf::start(Some(dir), pid, name);
+        load(http, scale.concurrency, Duration::from_secs(5), side).await;
+        perf.stop();
+    }
+}
+
+/// An HTTP side against a bare rusqlite loop, in alternating slices; before each bare slice
+/// the server is left to go idle (its outbox may still be sending), and that time is returned.
+pub(crate) async fn against_bare_loop(
+    http: &reqwest::Client,
+    scale: &Scale,
+    side: &Side,
+    server: &Proc,
+    mut bare: BareLoop,
+) -> anyhow::Result<(Load, Load, Duration, BareLoop)> {
+    load(http, scale.concurrency, scale.warmup, side).await;
+    let (mut la, mut lb, mut settle) = (Load::default(), Load::default(), Duration::ZERO);
+    let (slice, bare_slice) = (scale.measure / scale.slices, scale.bare_loop / scale.slices);
+    for _ in 0..scale.slices {
+        la.absorb(load(http, scale.concurrency, slice, side).await);
+        let t = Instant::now();
+        wait_idle(server, Duration::from_secs(60)).await;
+        settle += t.elapsed();
+        let (back, l) = bare.slice(bare_slice).await?;
+        bare = back;
+        lb.absorb(l);
+    }
+    Ok((la, lb, settle, bare))
+}
+
+pub(crate) async fn get_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<Value> {
+    let res = http.get(url).bearer_auth(token).send().await?;
+    let status = res.status();
+    let body: Value = res.json().await?;
+    if !status.is_success() {
+        bail!("GET {url}: {status} {body}");
+    }
+    Ok(body)
+}
+
+pub(crate) async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &Value,
+) -> anyhow::Result<(StatusCode, Value)> {
+    let res = http.post(url).bearer_auth(token).json(body).send().await?;
+    let status = res.status();
+    let text = res.text().await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
+
+/// One figure of `/api/metrics` (0 when the server does not report it).
+pub(crate) async fn metric(http: &reqwest::Client, addr: &str, name: &str) -> f64 {
+    metrics(http, addr).await.get(name).copied().unwrap_or(0.0)
+}
+
+pub(crate) async fn metrics(http: &reqwest::Client, addr: &str) -> HashMap<String, f64> {
+    let text = match http.get(format!("{addr}/api/metrics")).send().await {
+        Ok(res) => res.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}

@@ -1,0 +1,311 @@
+//! The bench's data, made through the application's own functions: tenants signed up,
+//! conversations ingested, WhatsApp sessions linked (in this process or over HTTP).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aezen::auth::users::{self, Role, User};
+use aezen::chat::ingest::Ingested;
+use aezen::error::ApiError;
+use aezen::ids::{TenantId, UserId};
+use aezen::tenancy::{DbName, Tenant, registry};
+use aezen::whatsapp::sessions::{self, SessionState};
+use aezen::whatsapp::{InboundEvent, IncomingMessage};
+use aezen::{AppState, Application};
+use anyhow::{Context, anyhow, bail};
+use chrono::Utc;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use rusqlite::TransactionBehavior;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::children::bench_config;
+use crate::load::{get_json, post_json};
+
+/// A signed-up tenant: its owner's token.
+#[derive(Clone)]
+pub(crate) struct Account {
+    pub(crate) tenant: TenantId,
+    pub(crate) token: Arc<str>,
+}
+
+trait OrApi<T> {
+    fn api(self) -> anyhow::Result<T>;
+}
+
+impl<T> OrApi<T> for Result<T, ApiError> {
+    fn api(self) -> anyhow::Result<T> {
+        self.map_err(|e| anyhow!("{e}"))
+    }
+}
+
+/// The application in this process (data preparation, row 3), served on 127.0.0.1:0.
+pub(crate) struct InProcess {
+    pub(crate) state: AppState,
+    pub(crate) addr: String,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl InProcess {
+    pub(crate) async fn start(root: &Path, capacity: u64) -> anyhow::Result<Self> {
+        let mut config = bench_config(root);
+        config.tenant_cache_capacity = capacity;
+        let app = Application::build(config).await?;
+        let addr = format!("http://{}", app.local_addr());
+        let state = app.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = app
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            state,
+            addr,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops serving and closes every database.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Signs tenants up the way `POST /api/auth/register` does — registry row and owner in one
+/// transaction, then the tenant's file created and migrated through `TenantPools` — except that
+/// the argon2 hash is computed once and reused (same PHC string for every owner).
+pub(crate) async fn create_tenants(
+    state: &AppState,
+    n: usize,
+    label: &str,
+) -> anyhow::Result<Vec<Account>> {
+    let hash: Arc<str> = state
+        .passwords
+        .hash("bench password 123".to_owned())
+        .await
+        .api()?
+        .into();
+    let created: Vec<anyhow::Result<(usize, Account)>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let (state, hash) = (state.clone(), Arc::clone(&hash));
+            let label = label.to_owned();
+            async move {
+                let now = Utc::now();
+                let tenant = Tenant {
+                    id: TenantId::new(),
+                    name: format!("Bench {label} {i}"),
+                    created_at: now,
+                };
+                let user = User {
+                    id: UserId::new(),
+                    email: format!("owner-{label}-{i}@bench.example"),
+                    name: "Owner".to_owned(),
+                    role: Role::Owner,
+                    tenant_id: tenant.id,
+                    created_at: now,
+                };
+                let db_name = DbName::generate(&tenant.name);
+                let (t, u) = (tenant.clone(), user.clone());
+                state
+                    .master
+                    .run(move |conn| {
+                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                        registry::insert(&tx, &t, &db_name)?;
+                        users::insert(&tx, &u, &hash)?;
+                        tx.commit()?;
+                        Ok(())
+                    })
+                    .await
+                    .api()?;
+                state.tenants.get(tenant.id).await.api()?;
+                let token = state.tokens.issue(user.id, tenant.id, 0)?;
+                Ok((
+                    i,
+                    Account {
+                        tenant: tenant.id,
+                        token: token.into(),
+                    },
+                ))
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut accounts = created.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    accounts.sort_by_key(|(i, _)| *i);
+    Ok(accounts.into_iter().map(|(_, a)| a).collect())
+}
+
+/// A contact's number: unique per (tenant index, contact index).
+pub(crate) fn contact_number(tenant: usize, contact: usize) -> String {
+    format!("+1{:04}{:06}", tenant % 10_000, contact)
+}
+
+/// Fills each tenant's inbox with `per_tenant` conversations (one incoming message from each
+/// of that many contacts), through the ingest path `simulate/incoming` uses.
+pub(crate) async fn add_conversations(
+    state: &AppState,
+    accounts: &[Account],
+    per_tenant: usize,
+) -> anyhow::Result<u64> {
+    let sim = state.simulated.clone().context("simulated backend")?;
+    let stored: Vec<u64> = futures::stream::iter(accounts.iter().enumerate())
+        .map(|(ti, account)| {
+            let (sim, tenant) = (Arc::clone(&sim), account.tenant);
+            async move {
+                let mut replies = Vec::with_capacity(per_tenant);
+                for c in 0..per_tenant {
+                    let (tx, rx) = oneshot::channel();
+                    let message = IncomingMessage {
+                        whatsapp_id: format!("PREP-{ti}-{c}"),
+                        contact_number: contact_number(ti, c),
+                        push_name: Some(format!("Contact {c}")),
+                        content: format!("Hello from contact {c}, a first message for the inbox."),
+                        from_me: false,
+                        timestamp: Utc::now(),
+                    };
+                    sim.inject(
+                        tenant,
+                        InboundEvent::Message {
+                            message,
+                            stored: Some(tx),
+                        },
+                    )
+                    .await;
+                    replies.push(rx);
+                }
+                let mut ok = 0;
+                for rx in replies {
+                    if matches!(rx.await, Ok(Ok(Ingested::Stored(_)))) {
+                        ok += 1;
+                    }
+                }
+                ok
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let total = stored.iter().sum();
+    let expected = (accounts.len() * per_tenant) as u64;
+    if total != expected {
+        bail!("only {total} of {expected} preparation messages were stored");
+    }
+    Ok(total)
+}
+
+/// Links tenants' simulated WhatsApp the way the dashboard does (toggle on, QR shown, phone
+/// scans), through the session manager: each leaves a linked session folder behind.
+pub(crate) async fn link_in_process(state: &AppState, accounts: &[Account]) -> anyhow::Result<()> {
+    let sim = state.simulated.clone().context("simulated backend")?;
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(accounts.iter())
+        .map(|account| {
+            let (state, sim, tenant) = (state.clone(), Arc::clone(&sim), account.tenant);
+            async move {
+                sessions::toggle(&state, tenant).await.api()?;
+                wait_state(&state, tenant, SessionState::Qr).await?;
+                sim.scan(tenant).await.map_err(|e| anyhow!("{e}"))?;
+                wait_state(&state, tenant, SessionState::Connected).await
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn wait_state(
+    state: &AppState,
+    tenant: TenantId,
+    wanted: SessionState,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while state.sessions.status(tenant).state != wanted {
+        if Instant::now() > deadline {
+            bail!("tenant {tenant} did not reach {wanted:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+/// Links (or unlinks) tenants over HTTP on a running server: toggle, wait for the QR code,
+/// `simulate/scan`, wait until connected.
+pub(crate) async fn link_over_http(
+    http: &reqwest::Client,
+    addr: &str,
+    accounts: &[Account],
+) -> anyhow::Result<()> {
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(accounts.iter())
+        .map(|account| {
+            let (http, token) = (http.clone(), Arc::clone(&account.token));
+            async move {
+                let base = format!("{addr}/api/integrations/whatsapp");
+                let (status, body) =
+                    post_json(&http, &format!("{base}/toggle"), &token, &json!({})).await?;
+                if status != StatusCode::OK {
+                    bail!("toggle: {status} {body}");
+                }
+                wait_http_state(&http, &base, &token, "qr").await?;
+                let (status, body) =
+                    post_json(&http, &format!("{base}/simulate/scan"), &token, &json!({})).await?;
+                if status != StatusCode::ACCEPTED {
+                    bail!("scan: {status} {body}");
+                }
+                wait_http_state(&http, &base, &token, "connected").await
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+pub(crate) async fn unlink_over_http(
+    http: &reqwest::Client,
+    addr: &str,
+    accounts: &[Account],
+) -> anyhow::Result<()> {
+    for account in accounts {
+        let base = format!("{addr}/api/integrations/whatsapp");
+        let (status, body) = post_json(
+            http,
+            &format!("{base}/simulate/unlink"),
+            &account.token,
+            &json!({}),
+        )
+        .await?;
+        if !status.is_success() {
+            bail!("unlink: {status} {body}");
+        }
+        wait_http_state(http, &base, &account.token, "logged_out").await?;
+    }
+    Ok(())
+}
+
+async fn wait_http_state(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    wanted: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = get_json(http, &format!("{base}/status"), token).await?;
+        if status["state"] == wanted {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("session did not reach {wanted}: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
