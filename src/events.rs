@@ -225,7 +225,11 @@ impl Appended {
 
     /// Appends the `message_status` event of a message whose status just changed.
     pub fn message_status(&mut self, conn: &Connection, message: Message) -> rusqlite::Result<()> {
-        self.push(conn, EventKind::MessageStatus, EventData::chat(Some(message), None))
+        self.push(
+            conn,
+            EventKind::MessageStatus,
+            EventData::chat(Some(message), None),
+        )
     }
 
     pub fn is_empty(&self) -> bool {

@@ -13,6 +13,7 @@
 //!    OpenAPI), then [`startup`] (`Application`: build, run, shutdown)
 
 pub(crate) mod auth;
+pub mod bench;
 pub(crate) mod chat;
 pub mod config;
 pub(crate) mod db;

@@ -268,4 +268,3 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutdown requested; draining requests");
 }
-

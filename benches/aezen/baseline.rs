@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aezen::db::{Durability, FileLock};
+use aezen::bench::{self, CONVERSATION_COLUMNS, FileLock, note_newest_message};
 use anyhow::bail;
 use chrono::Utc;
 use reqwest::StatusCode;
@@ -88,28 +88,11 @@ pub(crate) async fn bare(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-const TENANT_SCHEMA: [&str; 3] = [
-    include_str!("../../migrations/tenant/V1__meta.sql"),
-    include_str!("../../migrations/tenant/V2__chat.sql"),
-    include_str!("../../migrations/tenant/V3__newest_message.sql"),
-];
-
-/// What `store::insert_message` does after each insert: the newest message's rowid, the
-/// conversation list's snapshot.
-fn note_newest_message(tx: &Connection) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE tenant_meta SET value = ?1 WHERE key = 'newest_message'")?
-        .execute([tx.last_insert_rowid()])?;
-    Ok(())
-}
-
-/// A tenant-shaped file opened as the server opens one (`aezen::db::open_connection`: its
-/// pragmas, its default `FileLock::Exclusive`), with its
-/// schema and `conversations` conversations.
+/// A tenant file as the server makes and opens one (the product's migrations, pragmas and
+/// default `FileLock::Exclusive`: `aezen::bench::create_tenant_file`) with `conversations`
+/// conversations.
 fn bare_file(path: &Path, conversations: usize) -> anyhow::Result<(Connection, Vec<String>)> {
-    let conn = aezen::db::open_connection(path, Durability::Normal, FileLock::Exclusive, true)?;
-    for sql in TENANT_SCHEMA {
-        conn.execute_batch(sql)?;
-    }
+    let conn = bench::create_tenant_file(path, FileLock::Exclusive)?;
     let now = Utc::now().timestamp_millis();
     let mut ids = Vec::with_capacity(conversations);
     for c in 0..conversations {
@@ -123,9 +106,6 @@ fn bare_file(path: &Path, conversations: usize) -> anyhow::Result<(Connection, V
     }
     Ok((conn, ids))
 }
-
-const CONVERSATION_COLUMNS: &str = "id, contact_name, contact_number, platform, last_message, \
-     last_message_at, unread_count, created_at, activity_at";
 
 type ConversationRow = (
     String,
@@ -343,8 +323,7 @@ pub(crate) fn connection_memory(tenants_dir: &Path, n: usize) -> anyhow::Result<
     let mut open = Vec::with_capacity(files.len());
     let opening = Instant::now();
     for file in &files {
-        let conn =
-            aezen::db::open_connection(file, Durability::Normal, FileLock::Exclusive, false)?;
+        let conn = bench::open_tenant_file(file, FileLock::Exclusive)?;
         let rows: Vec<String> = conn
             .prepare(&format!(
                 "SELECT {CONVERSATION_COLUMNS} FROM conversation ORDER BY activity_at DESC, id DESC LIMIT 50"

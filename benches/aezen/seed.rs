@@ -5,19 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aezen::auth::users::{self, Role, User};
-use aezen::chat::ingest::Ingested;
-use aezen::error::ApiError;
-use aezen::ids::{TenantId, UserId};
-use aezen::tenancy::{DbName, Tenant, registry};
-use aezen::whatsapp::sessions::{self, SessionState};
+use aezen::bench::{ApiError, Ingested, SessionState, SignUp, TenantId, sign_up_hashed};
 use aezen::whatsapp::{InboundEvent, IncomingMessage};
 use aezen::{AppState, Application};
 use anyhow::{Context, anyhow, bail};
 use chrono::Utc;
 use futures::StreamExt;
 use reqwest::StatusCode;
-use rusqlite::TransactionBehavior;
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -79,9 +73,9 @@ impl InProcess {
     }
 }
 
-/// Signs tenants up the way `POST /api/auth/register` does — registry row and owner in one
-/// transaction, then the tenant's file created and migrated through `TenantPools` — except that
-/// the argon2 hash is computed once and reused (same PHC string for every owner).
+/// Signs tenants up with the product's own sign-up (`aezen::bench::sign_up_hashed`: registry
+/// row and owner in one transaction, then the tenant's file created and migrated), except
+/// that the argon2 hash is computed once and reused (same PHC string for every owner).
 pub(crate) async fn create_tenants(
     state: &AppState,
     n: usize,
@@ -98,35 +92,22 @@ pub(crate) async fn create_tenants(
             let (state, hash) = (state.clone(), Arc::clone(&hash));
             let label = label.to_owned();
             async move {
-                let now = Utc::now();
-                let tenant = Tenant {
-                    id: TenantId::new(),
-                    name: format!("Bench {label} {i}"),
-                    created_at: now,
-                };
-                let user = User {
-                    id: UserId::new(),
-                    email: format!("owner-{label}-{i}@bench.example"),
+                let req = SignUp {
+                    tenant_name: format!("Bench {label} {i}"),
                     name: "Owner".to_owned(),
-                    role: Role::Owner,
-                    tenant_id: tenant.id,
-                    created_at: now,
+                    email: format!("owner-{label}-{i}@bench.example"),
+                    password: String::new(),
                 };
-                let db_name = DbName::generate(&tenant.name);
-                let (t, u) = (tenant.clone(), user.clone());
-                state
-                    .master
-                    .run(move |conn| {
-                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        registry::insert(&tx, &t, &db_name)?;
-                        users::insert(&tx, &u, &hash)?;
-                        tx.commit()?;
-                        Ok(())
-                    })
-                    .await
-                    .api()?;
-                state.tenants.get(tenant.id).await.api()?;
-                let token = state.tokens.issue(user.id, tenant.id, 0)?;
+                let signed = sign_up_hashed(
+                    &state.master,
+                    &state.tenants,
+                    &state.auth.tokens,
+                    req,
+                    &hash,
+                )
+                .await
+                .api()?;
+                let (tenant, token) = (signed.tenant, signed.token);
                 Ok((
                     i,
                     Account {
@@ -184,7 +165,7 @@ pub(crate) async fn add_conversations(
                 }
                 let mut ok = 0;
                 for rx in replies {
-                    if matches!(rx.await, Ok(Ok(Ingested::Stored(_)))) {
+                    if matches!(rx.await, Ok(Ingested::Stored(_))) {
                         ok += 1;
                     }
                 }
@@ -210,7 +191,7 @@ pub(crate) async fn link_in_process(state: &AppState, accounts: &[Account]) -> a
         .map(|account| {
             let (state, sim, tenant) = (state.clone(), Arc::clone(&sim), account.tenant);
             async move {
-                sessions::toggle(&state, tenant).await.api()?;
+                state.sessions.toggle(tenant).await.api()?;
                 wait_state(&state, tenant, SessionState::Qr).await?;
                 sim.scan(tenant).await.map_err(|e| anyhow!("{e}"))?;
                 wait_state(&state, tenant, SessionState::Connected).await

@@ -20,7 +20,9 @@ use crate::ids::TenantId;
 use crate::metrics::Metrics;
 use crate::realtime::TenantEvents;
 use crate::whatsapp::sessions::Sessions;
-use crate::whatsapp::{Inbound, InboundEvent, IncomingMessage, Ingested, ReceiptKind, SessionEvent};
+use crate::whatsapp::{
+    Inbound, InboundEvent, IncomingMessage, Ingested, ReceiptKind, SessionEvent,
+};
 
 /// Most inbound events applied in one round.
 pub const MAX_BATCH: usize = 512;
@@ -187,8 +189,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::whatsapp::simulated::Simulated;
     use crate::testing::World;
+    use crate::whatsapp::simulated::Simulated;
 
     fn incoming(id: &str, from: &str) -> IncomingMessage {
         IncomingMessage {
@@ -259,7 +261,11 @@ mod tests {
         drop(tx);
         ingest(&world).await.run(rx).await;
 
-        assert_eq!(world.metrics.ingest_transactions.get(), 2, "one commit per stored tenant");
+        assert_eq!(
+            world.metrics.ingest_transactions.get(),
+            2,
+            "one commit per stored tenant"
+        );
         assert_eq!(message_count(&world, a).await, 2);
         assert_eq!(message_count(&world, b).await, 2);
         for (tenant, stored) in replies {

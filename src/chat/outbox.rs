@@ -318,7 +318,10 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("message never became {want}: {:?}", status_of(world, tenant, id).await);
+        panic!(
+            "message never became {want}: {:?}",
+            status_of(world, tenant, id).await
+        );
     }
 
     #[tokio::test]
@@ -335,7 +338,10 @@ mod tests {
 
         // The send's commit kicks the outbox; its one attempt is dropped by the session.
         let to = Recipient::Number("+6281234567890".into());
-        let message = inbox.send(&db, UserId::new(), to, "hello".into()).await.unwrap();
+        let message = inbox
+            .send(&db, UserId::new(), to, "hello".into())
+            .await
+            .unwrap();
         for _ in 0..200 {
             if whatsapp.calls.load(Ordering::SeqCst) >= 1 {
                 break;
@@ -364,7 +370,10 @@ mod tests {
                 )
             })
             .await;
-        assert_eq!(statuses, 1, "one message_status event, for the send that went out");
+        assert_eq!(
+            statuses, 1,
+            "one message_status event, for the send that went out"
+        );
         outbox.shutdown();
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{Conversation, Message, Sender, Status, from_millis, to_millis};
 use crate::error::ApiError;
 
-const CONVERSATION_COLUMNS: &str = "id, contact_name, contact_number, platform, last_message, \
+pub const CONVERSATION_COLUMNS: &str = "id, contact_name, contact_number, platform, last_message, \
      last_message_at, unread_count, created_at, activity_at";
 
 /// Messages that may arrive between a conversation list's first page and a later one before
@@ -406,6 +406,12 @@ pub fn insert_message(conn: &Connection, m: &Message) -> rusqlite::Result<()> {
         m.author_id.map(|a| a.to_string()),
         to_millis(m.created_at),
     ])?;
+    note_newest_message(conn)
+}
+
+/// Records the message just inserted on `conn` as the newest (the conversation list's
+/// snapshot, `tenant_meta.newest_message`): part of every message insert.
+pub fn note_newest_message(conn: &Connection) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE tenant_meta SET value = ?1 WHERE key = 'newest_message'")?
         .execute([conn.last_insert_rowid()])?;
     Ok(())

@@ -75,4 +75,3 @@ async fn list_events(
         truncated,
     }))
 }
-

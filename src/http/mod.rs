@@ -21,7 +21,6 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -60,4 +59,3 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         format!("{method} is not allowed on {}", uri.path()),
     )
 }
-

@@ -113,4 +113,3 @@ fn add_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
         }
     }
 }
-

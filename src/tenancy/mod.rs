@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use scheduled_thread_pool::ScheduledThreadPool;
 
-pub use pools::{PoolSettings, TenantDb, TenantPools};
+pub use pools::{PoolSettings, TenantDb, TenantPools, tenant_schema};
 pub use registry::{DbName, Tenant};
 
 use crate::config::FileLock;

@@ -30,12 +30,17 @@ use crate::config::FileLock;
 use crate::db::{self, Db, Durability, Migrated};
 use crate::error::ApiError;
 use crate::ids::TenantId;
-use crate::metrics::Metrics;
 use crate::locks::TenantLocks;
+use crate::metrics::Metrics;
 use crate::tenancy::registry::{self, TenantRecord};
 
 mod embedded {
     refinery::embed_migrations!("migrations/tenant");
+}
+
+/// The tenant files' migrations, as this binary knows them.
+pub fn tenant_schema() -> db::Schema {
+    db::Schema::new(embedded::migrations::runner)
 }
 
 /// Settings for [`TenantPools`].
@@ -95,7 +100,7 @@ impl TenantPools {
                 tenants_dir,
                 connections_per_tenant: settings.connections_per_tenant,
                 file_lock: settings.file_lock,
-                schema: db::Schema::new(embedded::migrations::runner),
+                schema: tenant_schema(),
                 threads: Arc::new(
                     ScheduledThreadPool::builder()
                         .num_threads(2)

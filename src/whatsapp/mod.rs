@@ -17,11 +17,11 @@ pub mod simulated;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use futures::future::BoxFuture;
-use tokio::sync::oneshot;
 
 pub use crate::config::BackendKind;
 use crate::ids::TenantId;
@@ -251,4 +251,3 @@ impl WhatsappStatus {
         }
     }
 }
-

@@ -70,7 +70,12 @@ impl std::ops::Deref for Sessions {
 
 impl Sessions {
     /// `root` is the sessions folder (`sessions/`).
-    pub fn new(root: PathBuf, whatsapp: Arc<dyn WhatsApp>, events: TenantEvents, master: Db) -> Self {
+    pub fn new(
+        root: PathBuf,
+        whatsapp: Arc<dyn WhatsApp>,
+        events: TenantEvents,
+        master: Db,
+    ) -> Self {
         Self(Arc::new(Inner {
             root,
             entries: Mutex::new(HashMap::new()),
@@ -138,7 +143,7 @@ impl Sessions {
 
     /// Starts linking by pairing code for `phone_number` (E.164).
     pub async fn pair_code(
-            &self,
+        &self,
         tenant: TenantId,
         phone_number: String,
     ) -> Result<WhatsappStatus, ApiError> {
@@ -153,7 +158,8 @@ impl Sessions {
         if current.is_on() {
             self.whatsapp.disconnect(tenant).await;
         }
-        self.start(tenant, LinkMethod::PairCode { phone_number }).await?;
+        self.start(tenant, LinkMethod::PairCode { phone_number })
+            .await?;
         Ok(self.status(tenant))
     }
 
@@ -241,7 +247,8 @@ impl Sessions {
     pub async fn on_event(&self, tenant: TenantId, event: SessionEvent) {
         match event {
             SessionEvent::Connecting => {
-                self.set(tenant, |e| e.status.state = SessionState::Connecting).await;
+                self.set(tenant, |e| e.status.state = SessionState::Connecting)
+                    .await;
             }
             SessionEvent::Qr { code, expires_at } => {
                 self.set(tenant, |e| {
@@ -443,7 +450,10 @@ mod tests {
     async fn one_tenants_life_cycle_lock_never_holds_up_another_tenant() {
         let world = crate::testing::World::new();
         let (tx, _rx) = tokio::sync::mpsc::channel(1);
-        let whatsapp = Arc::new(super::super::simulated::Simulated::new(tx, Duration::from_secs(20)));
+        let whatsapp = Arc::new(super::super::simulated::Simulated::new(
+            tx,
+            Duration::from_secs(20),
+        ));
         let sessions = Sessions::new(
             PathBuf::from("unused"),
             whatsapp,

@@ -3,8 +3,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Account, TestApp, assert_error, assert_error_naming, spawn_app};
 use crate::helpers::socket::Socket;
+use crate::helpers::{Account, TestApp, assert_error, assert_error_naming, spawn_app};
 
 async fn qr_svg(app: &TestApp, account: &Account) -> reqwest::Response {
     app.client

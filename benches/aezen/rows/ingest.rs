@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aezen::chat::ingest::Ingested;
+use aezen::bench::Ingested;
 use aezen::whatsapp::{InboundEvent, IncomingMessage};
 use anyhow::Context;
 use chrono::Utc;
@@ -58,20 +58,14 @@ async fn ingest_round(
                 let mut part = Load::default();
                 for (t0, rx) in replies {
                     match rx.await {
-                        Ok(Ok(Ingested::Stored(_))) => {
+                        Ok(Ingested::Stored(_)) => {
                             part.ok += 1;
                             part.latencies.push(micros(t0));
                         }
-                        Ok(Ok(Ingested::Duplicate)) => {
+                        Ok(Ingested::Duplicate) => {
                             part.errors += 1;
                             if part.error_samples.is_empty() {
                                 part.error_samples.push("stored as a duplicate".to_owned());
-                            }
-                        }
-                        Ok(Err(e)) => {
-                            part.errors += 1;
-                            if part.error_samples.is_empty() {
-                                part.error_samples.push(e.to_string());
                             }
                         }
                         Err(_) => {

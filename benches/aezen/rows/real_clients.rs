@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aezen::ids::TenantId;
+use aezen::bench::TenantId;
 use aezen::whatsapp::InboundEvent;
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};

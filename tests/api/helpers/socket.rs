@@ -133,4 +133,3 @@ impl Socket {
         self.next("ack").await
     }
 }
-
