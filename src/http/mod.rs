@@ -12,11 +12,13 @@ pub mod ops;
 pub mod paging;
 pub mod socket;
 pub mod team;
+pub mod web;
 pub mod whatsapp;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -37,14 +39,24 @@ fn api_routes() -> OpenApiRouter<AppState> {
 /// The whole HTTP surface (the Socket.IO layer is added by start-up).
 pub fn router(state: AppState) -> Router {
     let (api, _) = api_routes().split_for_parts();
-    api.fallback(unknown_route)
+    api.fallback(web::fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(nosniff))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+/// No response is to be read as anything but its declared `Content-Type`.
+async fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+pub(super) async fn unknown_route(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",

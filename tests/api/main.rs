@@ -9,4 +9,5 @@ mod socketio_js;
 mod sockets;
 mod team;
 mod tenancy;
+mod web;
 mod whatsapp;

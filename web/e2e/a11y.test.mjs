@@ -1,0 +1,114 @@
+// axe-core on every screen: no serious or critical violations.
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { after, before, test } from "node:test";
+import { connectWhatsapp, incoming, screenshot, setup, signUpApi } from "./harness.mjs";
+
+const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+let env;
+before(async () => {
+  env = await setup();
+});
+after(async () => {
+  await env?.close();
+});
+
+async function audit(page, screen) {
+  // The app's CSP (script-src 'self') refuses the injected axe script, so this context alone
+  // runs with bypassCSP: true. The other tests keep the CSP on and fail on any violation.
+  await page.addScriptTag({ path: axePath });
+  const result = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")),
+    }));
+  });
+  const bad = result.filter((v) => v.impact === "serious" || v.impact === "critical");
+  const minor = result.filter((v) => !bad.includes(v));
+  if (minor.length) console.log(`a11y ${screen}: minor`, JSON.stringify(minor));
+  assert.deepEqual(bad, [], `${screen}: ${JSON.stringify(bad, null, 2)}`);
+}
+
+for (const scheme of ["light", "dark"]) {
+  test(`accessibility of every screen (${scheme})`, async () => {
+    const owner = await signUpApi(env.server.url, `Axe ${scheme}`);
+    await incoming(env.server.url, owner.token, "+6281400000001", "Halo, apa kabar?", "Sari Dewi");
+    await incoming(env.server.url, owner.token, "+6281400000002", "Need an invoice", "Tom Baker");
+    const context = await env.browser.newContext({
+      viewport: { width: 1280, height: 800 },
+      bypassCSP: true,
+      colorScheme: scheme,
+    });
+    const page = await context.newPage();
+
+    await page.goto(`${env.base}/signin`);
+    await page.getByRole("heading", { name: "Sign in to your inbox" }).waitFor();
+    await audit(page, "sign in");
+    await page.goto(`${env.base}/signup`);
+    await page.getByRole("heading", { name: "Create your workspace" }).waitFor();
+    await audit(page, "sign up");
+
+    await page.goto(`${env.base}/signin`);
+    await page.getByLabel("Email").fill(owner.email);
+    await page.getByLabel("Password").fill(owner.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator(".conv", { hasText: "Sari Dewi" }).click();
+    await page.locator(".msg-in").first().waitFor();
+    await audit(page, "inbox with a chat open");
+    if (scheme === "dark") await screenshot(page, "inbox-dark-desktop");
+
+    await page.getByRole("button", { name: "New conversation" }).click();
+    await page.getByRole("dialog", { name: "New conversation" }).waitFor();
+    await audit(page, "new conversation dialog");
+    await page.keyboard.press("Escape");
+
+    await page.getByRole("link", { name: "Integrations" }).click();
+    await page.locator(".wa-card").waitFor();
+    await audit(page, "integrations");
+    await page.getByRole("button", { name: "Connect" }).click();
+    await page.locator(".qr-img").waitFor();
+    await audit(page, "QR dialog");
+    await page.keyboard.press("Escape");
+
+    await page.getByRole("link", { name: "Team" }).click();
+    await page.locator(".member").first().waitFor();
+    await audit(page, "team");
+
+    await page.getByRole("link", { name: "Account" }).click();
+    await page.getByRole("heading", { name: "Change password" }).waitFor();
+    await audit(page, "account");
+    await context.close();
+  });
+}
+
+test("keyboard: focus is visible and reaches the composer", async () => {
+  const owner = await signUpApi(env.server.url, "Keyboard Co");
+  await connectWhatsapp(env.server.url, owner.token);
+  await incoming(env.server.url, owner.token, "+6281400000009", "keyboard hello", "Kiki");
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(`${env.base}/signin`);
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  // Tab order starts at the form's first field; the focused element has a visible outline.
+  const outline = await page.evaluate(() => {
+    const el = document.activeElement;
+    return el ? getComputedStyle(el).outlineStyle : "none";
+  });
+  assert.notEqual(outline, "none");
+  await page.getByLabel("Email").fill(owner.email);
+  await page.getByLabel("Password").fill(owner.password);
+  await page.getByLabel("Password").press("Enter");
+  await page.locator(".conv", { hasText: "Kiki" }).focus();
+  await page.keyboard.press("Enter");
+  await page.locator(".msg-in", { hasText: "keyboard hello" }).waitFor();
+  await page.getByRole("textbox", { name: "Write a message" }).focus();
+  await page.keyboard.type("sent from the keyboard");
+  await page.keyboard.press("Enter");
+  await page.locator(".msg-out", { hasText: "sent from the keyboard" }).waitFor();
+  await context.close();
+});

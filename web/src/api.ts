@@ -1,0 +1,170 @@
+// A small fetch wrapper for the AEZEN API: bearer token, JSON both ways, and the API's error
+// body `{error: {code, message}}` turned into an ApiError with a message a person can read.
+
+import { getToken } from "./session";
+import type {
+  Conversation,
+  EventPage,
+  Integration,
+  Message,
+  Page,
+  Role,
+  Tenant,
+  User,
+  WhatsappStatus,
+} from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+}
+
+type Unauthorized = () => void;
+let onUnauthorized: Unauthorized = () => {};
+
+/** Called when an authenticated request answers 401: the token expired or was revoked. */
+export function setUnauthorizedHandler(handler: Unauthorized): void {
+  onUnauthorized = handler;
+}
+
+const PLAIN: Record<string, string> = {
+  invalid_credentials: "That email and password don't match an account.",
+  email_taken: "An account with this email already exists. Sign in instead?",
+  rate_limited: "Too many attempts. Please wait a moment and try again.",
+  wrong_password: "Your current password is not correct.",
+  last_owner: "A workspace must keep at least one owner.",
+  forbidden: "You don't have permission to do that.",
+  payload_too_large: "That is too long to send.",
+  not_pairing: "No QR or pairing code is being shown right now.",
+  already_connected: "WhatsApp is already connected.",
+  tenant_unavailable: "This workspace is temporarily unavailable. Please try again shortly.",
+  internal_error: "Something went wrong on the server. Please try again.",
+};
+
+/** The API's message in plain words: a known code gets a friendly sentence. */
+function plainMessage(status: number, code: string, message: string): string {
+  if (code === "validation_failed" || code === "invalid_body") {
+    return message.charAt(0).toUpperCase() + message.slice(1).replace(/\.?$/, ".");
+  }
+  if (code === "forbidden" && message) {
+    return message.charAt(0).toUpperCase() + message.slice(1).replace(/\.?$/, ".");
+  }
+  return PLAIN[code] ?? (message || `Request failed (${status}).`);
+}
+
+export async function request<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  opts: { auth?: boolean } = {},
+): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const auth = opts.auth ?? true;
+  const token = getToken();
+  if (auth && token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "network", "Can't reach the server. Check your connection.");
+  }
+  if (res.status === 204 || res.status === 202) return undefined as T;
+  const text = await res.text();
+  let data: unknown = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const err = (data as { error?: { code?: string; message?: string } } | null)?.error;
+    const code = err?.code ?? "http_error";
+    if (res.status === 401 && auth) onUnauthorized();
+    const retry = Number(res.headers.get("Retry-After")) || undefined;
+    let msg = plainMessage(res.status, code, err?.message ?? "");
+    if (code === "rate_limited" && retry) msg = `Too many attempts. Try again in ${retry} s.`;
+    throw new ApiError(res.status, code, msg, retry);
+  }
+  return data as T;
+}
+
+function qs(params: Record<string, string | number | boolean | undefined | null>): string {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== "" && v !== false) u.set(k, String(v));
+  }
+  const s = u.toString();
+  return s ? `?${s}` : "";
+}
+
+export const api = {
+  register: (b: { tenantName: string; name: string; email: string; password: string }) =>
+    request<{ token: string; user: User; tenant: Tenant }>("POST", "/api/auth/register", b, {
+      auth: false,
+    }),
+  login: (b: { email: string; password: string }) =>
+    request<{ token: string; user: User }>("POST", "/api/auth/login", b, { auth: false }),
+  me: () => request<{ user: User; tenant: Tenant }>("GET", "/api/auth/me"),
+  changePassword: (b: { currentPassword: string; newPassword: string }) =>
+    request<{ token: string }>("POST", "/api/auth/password", b),
+
+  team: () => request<Page<User>>("GET", "/api/team"),
+  addMember: (b: { name: string; email: string; password: string; role: Role }) =>
+    request<User>("POST", "/api/team", b),
+  updateMember: (id: string, b: { name?: string; role?: Role }) =>
+    request<User>("PATCH", `/api/team/${encodeURIComponent(id)}`, b),
+  removeMember: (id: string) => request<void>("DELETE", `/api/team/${encodeURIComponent(id)}`),
+
+  conversations: (p: { cursor?: string | null; q?: string; unread?: boolean; limit?: number }) =>
+    request<Page<Conversation>>(
+      "GET",
+      `/api/conversations${qs({ limit: p.limit ?? 50, cursor: p.cursor, q: p.q, unread: p.unread })}`,
+    ),
+  conversation: (id: string) =>
+    request<Conversation>("GET", `/api/conversations/${encodeURIComponent(id)}`),
+  createConversation: (b: { contactNumber: string; contactName?: string }) =>
+    request<Conversation>("POST", "/api/conversations", b),
+  messages: (id: string, before?: string | null) =>
+    request<Page<Message>>(
+      "GET",
+      `/api/conversations/${encodeURIComponent(id)}/messages${qs({ limit: 50, before })}`,
+    ),
+  send: (id: string, content: string) =>
+    request<Message>("POST", `/api/conversations/${encodeURIComponent(id)}/send`, { content }),
+  markRead: (id: string) =>
+    request<Conversation>("POST", `/api/conversations/${encodeURIComponent(id)}/read`),
+
+  events: (after: number, limit = 500) =>
+    request<EventPage>("GET", `/api/events${qs({ after: String(after), limit })}`),
+
+  integrations: () => request<{ items: Integration[] }>("GET", "/api/integrations"),
+  whatsappStatus: () => request<WhatsappStatus>("GET", "/api/integrations/whatsapp/status"),
+  toggle: () => request<WhatsappStatus>("POST", "/api/integrations/whatsapp/toggle"),
+  pairCode: (phoneNumber: string) =>
+    request<WhatsappStatus>("POST", "/api/integrations/whatsapp/pair-code", { phoneNumber }),
+  logout: () => request<WhatsappStatus>("POST", "/api/integrations/whatsapp/logout"),
+  simulateScan: () => request<void>("POST", "/api/integrations/whatsapp/simulate/scan"),
+
+  /** The current QR code as an object URL (the image needs the bearer token). */
+  async qrBlobUrl(): Promise<string | null> {
+    const token = getToken();
+    const res = await fetch("/api/integrations/whatsapp/qr.svg", {
+      headers: token ? { Authorization: `Bearer ${token}` } : {},
+    });
+    if (!res.ok) return null;
+    return URL.createObjectURL(await res.blob());
+  },
+};

@@ -1,0 +1,236 @@
+import { useEffect, useState } from "preact/hooks";
+import { api, setUnauthorizedHandler } from "./api";
+import { displayName } from "./format";
+import { closeConversation, reloadList, setIncomingHook } from "./inbox";
+import { connect, disconnect, setRevokedHandler } from "./realtime";
+import { navigate, onLinkClick, usePath } from "./router";
+import { getToken, setFlash, setToken } from "./session";
+import { getState, resetState, setState, useStore } from "./store";
+import type { Tenant, User } from "./types";
+import { Account } from "./ui/account";
+import { AuthPage } from "./ui/auth";
+import { IconInbox, IconPlug, IconUser, IconUsers } from "./ui/icons";
+import { Inbox } from "./ui/inbox";
+import { Integrations } from "./ui/integrations";
+import { Team } from "./ui/team";
+import { loadIntegrations } from "./whatsapp";
+
+const BASE_TITLE = "AEZEN Inbox";
+let hiddenUnread = 0;
+
+function updateTitle(): void {
+  document.title = hiddenUnread > 0 ? `(${hiddenUnread}) ${BASE_TITLE}` : BASE_TITLE;
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") {
+    hiddenUnread = 0;
+    updateTitle();
+  }
+});
+
+setIncomingHook((m, c) => {
+  if (document.visibilityState !== "hidden") return;
+  hiddenUnread += 1;
+  updateTitle();
+  if ("Notification" in window && Notification.permission === "granted") {
+    try {
+      const n = new Notification(displayName(c), { body: m.content, tag: c.id });
+      n.onclick = () => {
+        window.focus();
+        navigate(`/inbox/${c.id}`);
+        n.close();
+      };
+    } catch {
+      // Some browsers allow notifications only from a service worker.
+    }
+  }
+});
+
+export function signOut(message: string | null): void {
+  disconnect();
+  setToken(null);
+  setFlash(message);
+  resetState();
+  hiddenUnread = 0;
+  updateTitle();
+  navigate("/signin", true);
+}
+
+const expired = () =>
+  signOut("Your session has ended (it expired or was revoked). Please sign in again.");
+setUnauthorizedHandler(expired);
+setRevokedHandler(expired);
+
+function startSession(user: User, tenant: Tenant | null): void {
+  setState({ user, tenant });
+  connect();
+  void reloadList();
+  loadIntegrations().catch(() => {});
+}
+
+export function App() {
+  const path = usePath();
+  const user = useStore((s) => s.user);
+  const [booting, setBooting] = useState(() => getToken() !== null && getState().user === null);
+
+  useEffect(() => {
+    if (!booting) return;
+    api.me().then(
+      (me) => {
+        startSession(me.user, me.tenant);
+        setBooting(false);
+      },
+      () => setBooting(false),
+    );
+  }, [booting]);
+
+  const onAuthPath = path === "/signin" || path === "/signup";
+  useEffect(() => {
+    if (booting) return;
+    if (!user && !onAuthPath) navigate("/signin", true);
+    if (user && (onAuthPath || path === "/")) navigate("/inbox", true);
+  }, [user, path, booting, onAuthPath]);
+
+  if (booting) {
+    return (
+      <div class="splash" role="status">
+        Loading your inbox…
+      </div>
+    );
+  }
+  if (!user) {
+    return (
+      <AuthPage
+        mode={path === "/signup" ? "signup" : "signin"}
+        onSignedIn={(token, u, tenant) => {
+          setToken(token);
+          startSession(u, tenant ?? null);
+          if (!tenant) {
+            void api.me().then(
+              (me) => setState({ tenant: me.tenant }),
+              () => {},
+            );
+          }
+          navigate(tenant ? "/integrations" : "/inbox", true);
+        }}
+      />
+    );
+  }
+  return <Shell path={path} />;
+}
+
+const NAV = [
+  { path: "/inbox", label: "Inbox", Icon: IconInbox },
+  { path: "/integrations", label: "Integrations", Icon: IconPlug },
+  { path: "/team", label: "Team", Icon: IconUsers },
+  { path: "/account", label: "Account", Icon: IconUser },
+];
+
+function Shell(props: { path: string }) {
+  const { path } = props;
+  const connection = useStore((s) => s.connection);
+  const simulated = useStore((s) => s.integration?.backend === "simulated");
+  const tenant = useStore((s) => s.tenant);
+  const toastMsg = useStore((s) => s.toast);
+  const unread = useStore((s) => {
+    let n = 0;
+    for (const id of s.list.order) if ((s.conversations[id]?.unreadCount ?? 0) > 0) n++;
+    return n;
+  });
+  const chatId = path.startsWith("/inbox/") ? decodeURIComponent(path.slice(7)) : null;
+  const section = NAV.find((n) => path === n.path || path.startsWith(`${n.path}/`))?.path;
+
+  useEffect(() => {
+    if (!chatId) closeConversation();
+  }, [chatId]);
+
+  const connLabel =
+    connection === "online"
+      ? "Live: connected"
+      : connection === "connecting"
+        ? "Connecting…"
+        : "Offline: reconnecting…";
+
+  return (
+    <div class={`shell ${chatId ? "has-chat" : ""}`}>
+      <a class="skip-link" href="#main">
+        Skip to content
+      </a>
+      <nav class="rail" aria-label="Main">
+        <div class="rail-brand" title={tenant?.name ?? "AEZEN"}>
+          <span class="brand-mark" aria-hidden="true">
+            A
+          </span>
+        </div>
+        <ul>
+          {NAV.map(({ path: p, label, Icon }) => (
+            <li key={p}>
+              <a
+                href={p}
+                class="rail-link"
+                aria-current={section === p ? "page" : undefined}
+                onClick={(e) => onLinkClick(e, p)}
+              >
+                <Icon />
+                <span class="rail-label">{label}</span>
+                {p === "/inbox" && unread > 0 && (
+                  <span class="rail-badge">
+                    {unread}
+                    <span class="sr-only"> unread conversations</span>
+                  </span>
+                )}
+              </a>
+            </li>
+          ))}
+        </ul>
+        <div
+          class={`conn conn-${connection}`}
+          role="status"
+          aria-live="polite"
+          title={connLabel}
+          data-connection={connection}
+        >
+          <span class="conn-dot" aria-hidden="true" />
+          <span class="conn-text">{connLabel}</span>
+        </div>
+      </nav>
+      <div class="stage">
+        {(simulated || connection === "offline") && (
+          <header class="stage-banners">
+            {simulated && (
+              <div class="banner" role="note">
+                <strong>Simulated WhatsApp</strong> — an offline stand-in: no real messages are sent
+                or received.
+              </div>
+            )}
+            {connection === "offline" && (
+              <div class="banner banner-warn" role="status">
+                Connection lost — reconnecting. Changes will appear when it is back.
+              </div>
+            )}
+          </header>
+        )}
+        <main id="main" class="content" tabIndex={-1}>
+          {section === "/inbox" && <Inbox chatId={chatId} />}
+          {section === "/integrations" && <Integrations />}
+          {section === "/team" && <Team />}
+          {section === "/account" && <Account />}
+          {!section && (
+            <div class="empty-page">
+              <h1>Page not found</h1>
+              <a href="/inbox" onClick={(e) => onLinkClick(e, "/inbox")}>
+                Go to the inbox
+              </a>
+            </div>
+          )}
+        </main>
+      </div>
+      {toastMsg && (
+        <div class="toast" role="alert">
+          {toastMsg}
+        </div>
+      )}
+    </div>
+  );
+}

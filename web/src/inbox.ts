@@ -1,0 +1,350 @@
+// Inbox data: the conversation list (paged over nextCursor), the open chat's history (paged
+// upward with `before`), sending, and applying realtime events to both.
+
+import { ApiError, api } from "./api";
+import { navigate } from "./router";
+import { getState, initialList, setState, type Thread, toast } from "./store";
+import type { AppEvent, Conversation, Message, MessageStatus } from "./types";
+
+const RANK: Record<MessageStatus, number> = {
+  pending: 0,
+  sent: 1,
+  delivered: 2,
+  read: 3,
+  failed: 4,
+};
+
+/** Statuses only move forward (pending → sent → delivered → read, or → failed). */
+function newerStatus(current: MessageStatus, next: MessageStatus): MessageStatus {
+  if (current === "failed" && next !== "failed") return RANK[next] > RANK.sent ? next : current;
+  return RANK[next] >= RANK[current] ? next : current;
+}
+
+function emptyThread(): Thread {
+  return { items: [], older: null, loading: false, loaded: false, error: null };
+}
+
+function time(m: { createdAt: string }): number {
+  return Date.parse(m.createdAt);
+}
+
+/** Inserts or updates messages in a thread (oldest first), one entry per id. */
+function mergeMessages(items: Message[], incoming: Message[]): Message[] {
+  const out = items.slice();
+  const index = new Map(out.map((m, i) => [m.id, i]));
+  for (const m of incoming) {
+    const at = index.get(m.id);
+    if (at !== undefined) {
+      const old = out[at];
+      out[at] = { ...old, ...m, status: newerStatus(old.status, m.status) };
+      continue;
+    }
+    // Usually the newest: walk back from the end to its place.
+    let i = out.length;
+    while (i > 0 && time(out[i - 1]) > time(m)) i--;
+    out.splice(i, 0, m);
+    index.clear();
+    for (let j = 0; j < out.length; j++) index.set(out[j].id, j);
+  }
+  return out;
+}
+
+// ---- the conversation list ---------------------------------------------------------------
+
+function matchesFilter(c: Conversation): boolean {
+  const { q, unread } = getState().list;
+  if (unread && c.unreadCount === 0) return false;
+  if (!q) return true;
+  const needle = q.trim().toLowerCase();
+  if ((c.contactName ?? "").toLowerCase().includes(needle)) return true;
+  const digits = needle.replace(/[\s+\-().]/g, "");
+  return /^\d+$/.test(digits) && c.contactNumber.includes(digits);
+}
+
+export async function reloadList(filter?: { q?: string; unread?: boolean }): Promise<void> {
+  const prev = getState().list;
+  setState({
+    list: {
+      ...initialList(),
+      q: filter?.q ?? prev.q,
+      unread: filter?.unread ?? prev.unread,
+      generation: prev.generation + 1,
+      order: filter ? [] : prev.order,
+    },
+  });
+  await loadMore(true);
+}
+
+// First-page fetches are numbered: an answer older than one already applied is dropped.
+let firstIssued = 0;
+let firstApplied = 0;
+// Conversations moved or created by events, with when (a counter): a first page requested
+// before such an event keeps it on top.
+let touchClock = 0;
+const touched = new Map<string, number>();
+
+function applyFirstPage(
+  n: number,
+  since: number,
+  items: Conversation[],
+  next: string | null,
+  keepTail: boolean,
+): void {
+  if (n < firstApplied) return;
+  firstApplied = n;
+  const s = getState();
+  const conversations = { ...s.conversations };
+  for (const c of items) conversations[c.id] = c;
+  const ids = items.map((c) => c.id);
+  const fresh = new Set(ids);
+  const live = s.list.order.filter((id) => !fresh.has(id) && (touched.get(id) ?? 0) > since);
+  const head = [...live, ...ids];
+  // A refresh keeps the pages loaded below the first one (their cursor still holds).
+  const inHead = new Set(head);
+  const tail =
+    keepTail && s.list.order.length > ids.length
+      ? s.list.order.filter((id) => !inHead.has(id))
+      : [];
+  const longer = tail.length > 0;
+  setState({
+    conversations,
+    list: {
+      ...s.list,
+      order: [...head, ...tail],
+      cursor: longer ? s.list.cursor : next,
+      done: longer ? s.list.done : next === null,
+      loading: false,
+    },
+  });
+}
+
+export async function loadMore(first = false): Promise<void> {
+  const list = getState().list;
+  if (list.loading || (list.done && !first)) return;
+  const generation = list.generation;
+  const n = first ? ++firstIssued : 0;
+  const since = touchClock;
+  setState({ list: { ...list, loading: true, error: null } });
+  try {
+    const page = await api.conversations({
+      cursor: first ? null : list.cursor,
+      q: list.q,
+      unread: list.unread,
+    });
+    const s = getState();
+    if (s.list.generation !== generation) return;
+    if (first) {
+      applyFirstPage(n, since, page.items, page.nextCursor, false);
+      const after = getState().list;
+      if (after.loading) setState({ list: { ...after, loading: false } });
+      return;
+    }
+    const conversations = { ...s.conversations };
+    for (const c of page.items) conversations[c.id] = c;
+    const seen = new Set(s.list.order);
+    const order = [...s.list.order, ...page.items.map((c) => c.id).filter((id) => !seen.has(id))];
+    setState({
+      conversations,
+      list: {
+        ...s.list,
+        order,
+        cursor: page.nextCursor,
+        done: page.nextCursor === null,
+        loading: false,
+      },
+    });
+  } catch (e) {
+    const s = getState();
+    if (s.list.generation !== generation) return;
+    setState({
+      list: { ...s.list, loading: false, error: (e as Error).message },
+    });
+  }
+}
+
+/** Fetches the first page again and merges it in, without disturbing a load in flight. */
+export async function refreshFirstPage(): Promise<void> {
+  const { generation, q, unread } = getState().list;
+  const n = ++firstIssued;
+  const since = touchClock;
+  try {
+    const page = await api.conversations({ q, unread });
+    if (getState().list.generation !== generation) return;
+    applyFirstPage(n, since, page.items, page.nextCursor, true);
+  } catch {
+    // The next reconnect or filter change reloads.
+  }
+}
+
+/** A conversation changed; `moved` says it got a message (so it goes to the top). */
+function upsertConversation(c: Conversation, moved: boolean): void {
+  const s = getState();
+  const conversations = { ...s.conversations, [c.id]: c };
+  let order = s.list.order;
+  const present = order.includes(c.id);
+  if (!matchesFilter(c)) {
+    // Keep the open chat in view even if it no longer matches (e.g. read under "unread").
+    if (present && c.id !== s.activeId) order = order.filter((id) => id !== c.id);
+  } else if (moved || !present) {
+    order = [c.id, ...order.filter((id) => id !== c.id)];
+    touched.set(c.id, ++touchClock);
+  }
+  setState({ conversations, list: order === s.list.order ? s.list : { ...s.list, order } });
+}
+
+// ---- the open chat -----------------------------------------------------------------------
+
+export async function openConversation(id: string): Promise<void> {
+  const s = getState();
+  setState({ activeId: id });
+  if (!s.conversations[id]) {
+    try {
+      const c = await api.conversation(id);
+      setState((st) => ({ conversations: { ...st.conversations, [c.id]: c } }));
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) {
+        toast("That conversation does not exist.");
+        if (getState().activeId === id) navigate("/inbox", true);
+      }
+      return;
+    }
+  }
+  const thread = getState().threads[id];
+  if (!thread?.loaded) await loadLatest(id);
+  markReadSoon(id);
+}
+
+export function closeConversation(): void {
+  setState({ activeId: null });
+}
+
+function setThread(id: string, patch: Partial<Thread>): void {
+  setState((s) => ({
+    threads: { ...s.threads, [id]: { ...(s.threads[id] ?? emptyThread()), ...patch } },
+  }));
+}
+
+/** The newest page of a chat (on open, or to resynchronise after a gap). */
+export async function loadLatest(id: string): Promise<void> {
+  setThread(id, { loading: true, error: null });
+  try {
+    const page = await api.messages(id);
+    const prev = getState().threads[id] ?? emptyThread();
+    const items = mergeMessages(prev.loaded ? prev.items : [], page.items.slice().reverse());
+    setThread(id, {
+      items,
+      older: prev.loaded && prev.older !== null ? prev.older : page.nextCursor,
+      loading: false,
+      loaded: true,
+    });
+  } catch (e) {
+    setThread(id, { loading: false, error: (e as Error).message });
+  }
+}
+
+export async function loadOlder(id: string): Promise<void> {
+  const thread = getState().threads[id];
+  if (!thread || thread.loading || thread.older === null) return;
+  setThread(id, { loading: true });
+  try {
+    const page = await api.messages(id, thread.older);
+    const cur = getState().threads[id] ?? emptyThread();
+    setThread(id, {
+      items: mergeMessages(cur.items, page.items.slice().reverse()),
+      older: page.nextCursor,
+      loading: false,
+    });
+  } catch (e) {
+    setThread(id, { loading: false, error: (e as Error).message });
+  }
+}
+
+const reading = new Set<string>();
+/** Marks the open conversation read (once per burst), while the tab is visible. */
+export function markReadSoon(id: string): void {
+  const c = getState().conversations[id];
+  if (!c || c.unreadCount === 0 || reading.has(id) || document.visibilityState !== "visible") {
+    return;
+  }
+  reading.add(id);
+  setTimeout(async () => {
+    try {
+      const updated = await api.markRead(id);
+      upsertConversation(updated, false);
+    } catch {
+      // The badge stays; the next open retries.
+    } finally {
+      reading.delete(id);
+    }
+  }, 150);
+}
+
+export async function sendMessage(id: string, content: string): Promise<void> {
+  const message = await api.send(id, content);
+  applyMessage(message);
+}
+
+/** Sends a failed message's text again, as a new message. */
+export async function retry(message: Message): Promise<void> {
+  try {
+    await sendMessage(message.conversationId, message.content);
+  } catch (e) {
+    toast((e as Error).message);
+  }
+}
+
+function applyMessage(m: Message): void {
+  const thread = getState().threads[m.conversationId];
+  if (!thread?.loaded) return;
+  setThread(m.conversationId, { items: mergeMessages(thread.items, [m]) });
+}
+
+function applyStatus(m: Message): void {
+  const thread = getState().threads[m.conversationId];
+  if (!thread?.loaded) return;
+  const at = thread.items.findIndex((x) => x.id === m.id);
+  if (at < 0) return;
+  setThread(m.conversationId, { items: mergeMessages(thread.items, [m]) });
+}
+
+// ---- events ------------------------------------------------------------------------------
+
+type IncomingHook = (m: Message, c: Conversation) => void;
+let onIncoming: IncomingHook = () => {};
+export function setIncomingHook(hook: IncomingHook): void {
+  onIncoming = hook;
+}
+
+/** Applies one realtime event (live or from /api/events); safe to apply twice. */
+export function applyChatEvent(e: AppEvent, live: boolean): void {
+  switch (e.type) {
+    case "incoming_message":
+    case "message_sent":
+      if (e.conversation) upsertConversation(e.conversation, true);
+      if (e.message) applyMessage(e.message);
+      if (e.type === "incoming_message" && e.message && e.conversation) {
+        if (live) onIncoming(e.message, e.conversation);
+        if (e.conversation.id === getState().activeId && e.message.sender === "user") {
+          markReadSoon(e.conversation.id);
+        }
+      }
+      break;
+    case "message_status":
+      if (e.message) applyStatus(e.message);
+      break;
+    case "conversation_updated":
+      if (e.conversation) upsertConversation(e.conversation, false);
+      break;
+    default:
+      break;
+  }
+}
+
+/** After a gap that the event log cannot fill: reload what is on screen. */
+export async function resync(): Promise<void> {
+  const active = getState().activeId;
+  setState((s) => ({
+    threads: active && s.threads[active] ? { [active]: s.threads[active] } : {},
+  }));
+  await Promise.all([refreshFirstPage(), active ? loadLatest(active) : Promise.resolve()]);
+}
