@@ -1,6 +1,7 @@
 //! `/api/team`: a tenant's users. Everyone in the tenant may list the team; owners and admins
 //! manage it. Rules beyond the contract, chosen for a shared inbox:
-//! - only an owner may create an owner, promote to or demote from owner, or remove an owner;
+//! - only an owner may create an owner, promote to or demote from owner, rename an owner, or
+//!   remove an owner;
 //! - the last owner can be neither demoted nor removed (409 `last_owner`), checked inside the
 //!   same `BEGIN IMMEDIATE` transaction as the change, so two concurrent demotions cannot
 //!   both pass;
@@ -132,8 +133,9 @@ async fn update_member(
             let mut user = users::find(tx, tenant, id)?
                 .ok_or_else(|| ApiError::not_found("team member"))?
                 .user;
+            // Every write to an owner (name or role) is the owners' own business.
+            require_owner_for(&caller, user.role)?;
             if let Some(role) = req.role.filter(|r| *r != user.role) {
-                require_owner_for(&caller, user.role)?;
                 require_owner_for(&caller, role)?;
                 if user.role == Role::Owner && users::count_owners(tx, tenant)? <= 1 {
                     return Err(last_owner());

@@ -125,6 +125,41 @@ async fn only_an_owner_manages_owners() {
 }
 
 #[tokio::test]
+async fn an_admin_cannot_change_any_field_of_an_owner() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let admin = app.add_member(&owner, "admin").await;
+    let path = format!("/api/team/{}", owner.user_id);
+    for body in [
+        json!({"name": "Renamed"}),
+        json!({"role": "owner"}),
+        json!({"role": "admin"}),
+        json!({"name": "Renamed", "role": "owner"}),
+    ] {
+        let res = app.patch(&path, &admin.token, body.clone()).await;
+        assert_error(res, StatusCode::FORBIDDEN, "forbidden");
+    }
+    let (_, me) = app.get("/api/auth/me", &owner.token).await;
+    assert_eq!(me["user"]["name"], "Owner", "{me}");
+    assert_eq!(me["user"]["role"], "owner", "{me}");
+
+    // An owner may still rename an owner, and an admin a non-owner.
+    let (status, body) = app
+        .patch(&path, &owner.token, json!({"name": "Boss"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "Boss");
+    let (status, body) = app
+        .patch(
+            &format!("/api/team/{}", admin.user_id),
+            &admin.token,
+            json!({"name": "Self"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
 async fn the_last_owner_cannot_be_removed_or_demoted() {
     let app = spawn_app().await;
     let owner = app.register("Acme").await;
