@@ -161,6 +161,7 @@ fn accept_outgoing(
         whatsapp_id: None,
         author_id: Some(author.0),
         created_at: now(),
+        failure_reason: None,
     };
     store::insert_message(conn, &message)?;
     let conversation = store::touch_conversation(conn, &message)?;

@@ -175,6 +175,7 @@ fn store_incoming(
         whatsapp_id: Some(incoming.whatsapp_id),
         author_id: None,
         created_at: from_millis(to_millis(incoming.timestamp)),
+        failure_reason: None,
     };
     store::insert_message(conn, &message)?;
     let conversation = store::touch_conversation(conn, &message)?;

@@ -83,6 +83,9 @@ pub struct Message {
     pub author_id: Option<Uuid>,
     #[serde(serialize_with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
+    /// Why WhatsApp refused the message, when its status is `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
 }
 
 macro_rules! sql_text_enum {

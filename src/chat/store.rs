@@ -62,7 +62,9 @@ fn conversation_row(row: &Row<'_>) -> rusqlite::Result<(Conversation, i64)> {
     ))
 }
 
-const MESSAGE_COLUMNS: &str = "id, conversation_id, content, sender, type, status, is_read, wa_id, author_id, created_at, rowid";
+const MESSAGE_COLUMNS: &str = "id, conversation_id, content, sender, type, status, is_read, wa_id, author_id, created_at, rowid, error";
+/// How many columns [`MESSAGE_COLUMNS`] names: the index of a column selected after them.
+const MESSAGE_COLUMN_COUNT: usize = 12;
 
 /// A message row plus its rowid (its history position).
 fn message_row(row: &Row<'_>) -> rusqlite::Result<(Message, i64)> {
@@ -79,6 +81,7 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<(Message, i64)> {
             whatsapp_id: row.get(7)?,
             author_id: author.and_then(|a| Uuid::parse_str(&a).ok()),
             created_at: from_millis(row.get(9)?),
+            failure_reason: row.get(11)?,
         },
         row.get(10)?,
     ))
@@ -468,7 +471,7 @@ pub fn pending(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Pending>> 
     .query_map([limit], |row| {
         Ok(Pending {
             message: message_row(row)?.0,
-            to: row.get(11)?,
+            to: row.get(MESSAGE_COLUMN_COUNT)?,
         })
     })?
     .collect()

@@ -27,6 +27,11 @@ use super::{
 };
 use crate::ids::TenantId;
 
+/// Numbers the simulated WhatsApp refuses to send to, as the real one refuses a number that
+/// has no WhatsApp account: country code +999, which no country has. For trying (and
+/// testing) a failed send.
+pub const NOT_ON_WHATSAPP: &str = "+999";
+
 /// The file that marks a simulated session as linked.
 const LINK_FILE: &str = "simulated-link.json";
 const QR_CODES: usize = 6;
@@ -249,15 +254,19 @@ impl WhatsApp for Simulated {
     fn send_text<'a>(
         &'a self,
         tenant: TenantId,
-        _to: &'a str,
+        to: &'a str,
         _text: &'a str,
     ) -> BoxFuture<'a, Result<String, SendError>> {
         let connected = self.is_connected(tenant);
         async move {
-            if connected {
-                Ok(format!("SIMULATED-{}", uuid::Uuid::new_v4().simple()))
-            } else {
+            if !connected {
                 Err(SendError::NotConnected)
+            } else if to.starts_with(NOT_ON_WHATSAPP) {
+                Err(SendError::Rejected(
+                    "this number is not on WhatsApp (simulated: +999 numbers never are)".to_owned(),
+                ))
+            } else {
+                Ok(format!("SIMULATED-{}", uuid::Uuid::new_v4().simple()))
             }
         }
         .boxed()

@@ -444,3 +444,55 @@ async fn the_real_backend_without_a_network_reports_the_failure_keeps_retrying_a
     assert_eq!(off["state"], "disconnected");
     assert!(app.session_folder(&owner).join("whatsapp.db").exists());
 }
+
+#[tokio::test]
+async fn a_send_whatsapp_refuses_fails_with_its_reason_and_does_not_hold_up_the_queue() {
+    let app = spawn_app().await;
+    let owner = app.register("Refusals").await;
+    app.link(&owner).await;
+    // The simulated WhatsApp refuses +999 numbers, as the real one refuses a number that has
+    // no WhatsApp account.
+    let (status, refused) = app
+        .post(
+            "/api/integrations/whatsapp/send",
+            Some(&owner.token),
+            json!({"to": "+999 1234 5678", "content": "anyone there?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{refused}");
+    assert!(refused.get("failureReason").is_none(), "pending: {refused}");
+    let (status, sent) = app
+        .post(
+            "/api/integrations/whatsapp/send",
+            Some(&owner.token),
+            json!({"to": "+62 812 3456 7890", "content": "hello"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+
+    let conversation = refused["conversationId"].as_str().unwrap();
+    let page = app
+        .wait_for(
+            &format!("/api/conversations/{conversation}/messages"),
+            &owner.token,
+            |page| page["items"][0]["status"] == "failed",
+        )
+        .await;
+    let reason = page["items"][0]["failureReason"].as_str().unwrap();
+    assert!(reason.contains("not on WhatsApp"), "{reason}");
+    let conversation = sent["conversationId"].as_str().unwrap();
+    app.wait_for(
+        &format!("/api/conversations/{conversation}/messages"),
+        &owner.token,
+        |page| page["items"][0]["status"] == "sent",
+    )
+    .await;
+    let (_, events) = app.get("/api/events", &owner.token).await;
+    let failed = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "message_status" && e["message"]["status"] == "failed")
+        .expect("a message_status event for the refusal");
+    assert_eq!(failed["message"]["failureReason"], reason);
+}

@@ -10,6 +10,7 @@ import {
   screenshot,
   setup,
   signUpApi,
+  waitFor,
 } from "./harness.mjs";
 
 let env;
@@ -163,6 +164,36 @@ test("live incoming messages, reply and its receipts", async () => {
   });
   await page.waitForFunction(() => document.title === "AEZEN Inbox");
 
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test("a message WhatsApp refuses says why and can be retried", async () => {
+  const owner = await signUpApi(env.server.url, "Refused Sends");
+  await connectWhatsapp(env.server.url, owner.token);
+  const { context, page } = await pageWithToken(env, owner.token);
+  await page.goto(`${env.base}/inbox`);
+  // The simulated WhatsApp refuses +999 numbers (no country has that code).
+  await page.getByRole("button", { name: "New conversation" }).click();
+  const dlg = page.getByRole("dialog", { name: "New conversation" });
+  await dlg.getByLabel("WhatsApp number").fill("+999 1234 5678");
+  await dlg.getByRole("button", { name: "Open chat" }).click();
+  await dlg.waitFor({ state: "detached" });
+  const box = page.getByRole("textbox", { name: "Write a message" });
+  await box.fill("Anyone there?");
+  await box.press("Enter");
+  const chat = page.locator(".chat");
+  const failed = chat.locator(".msg-failed").first();
+  await failed.locator(".msg-error", { hasText: /not on WhatsApp/ }).waitFor();
+  assert.equal(await chat.locator(".msg-failed").count(), 1);
+
+  // Retry sends the text again: a second attempt, refused again, with the same reason.
+  await failed.getByRole("button", { name: "Retry" }).click();
+  await waitFor(
+    async () => (await chat.locator(".msg-failed").count()) === 2,
+    "the retried message to fail too",
+  );
+  assert.match(await chat.locator(".msg-failed").last().textContent(), /Anyone there\?/);
   assert.deepEqual(page.errors, []);
   await context.close();
 });

@@ -41,6 +41,8 @@ export interface Message {
   whatsappId: string | null;
   authorId: string | null;
   createdAt: string;
+  /** Why WhatsApp refused the message (status `failed`). */
+  failureReason?: string;
 }
 
 export interface Page<T> {

@@ -54,7 +54,7 @@ const Bubble = memo(function Bubble(props: { m: Message }) {
       </div>
       {m.status === "failed" && (
         <div class="msg-error">
-          <span>WhatsApp refused this message (for example, the number is not on WhatsApp).</span>
+          <span>Not sent: {m.failureReason ?? "WhatsApp refused this message."}</span>
           <button type="button" class="link-btn" onClick={() => void retry(m)}>
             Retry
           </button>
