@@ -3,7 +3,7 @@
 //! The modules form layers; each imports only from the layers below it (the rule and the
 //! map: `docs/ARCHITECTURE.md`, checked by `.ci/layers.py`):
 //!
-//! 1. foundation — [`ids`], [`time`], [`error`], [`metrics`], [`locks`], [`config`]
+//! 1. foundation — [`ids`], [`time`], [`error`], [`text`], [`metrics`], [`locks`], [`config`]
 //! 2. storage — [`db`], then [`tenancy`] (the registry and the per-tenant files)
 //! 3. the domain model and its SQL — `chat::{mod, store}`, `auth::users`, [`events`], and
 //!    the WhatsApp port (`whatsapp::mod`) with its backends (`real`, `simulated`)
@@ -27,6 +27,7 @@ pub(crate) mod realtime;
 pub mod startup;
 pub mod state;
 pub(crate) mod tenancy;
+pub(crate) mod text;
 pub(crate) mod time;
 pub mod whatsapp;
 

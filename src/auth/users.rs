@@ -190,13 +190,8 @@ pub fn normalize_email(field: &str, email: &str) -> Result<String, ApiError> {
     }
 }
 
-/// Trims a display name and checks it is 1..=100 characters, naming `field` in the error.
+/// A display name by the product's one text rule ([`crate::text::line`]): trimmed, 1..=100
+/// characters, no control characters, not invisible; the error names `field`.
 pub fn normalize_name(field: &str, name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::validation(format!(
-            "{field} must be between 1 and 100 characters"
-        )));
-    }
-    Ok(name.to_owned())
+    crate::text::line(field, name, 100)
 }

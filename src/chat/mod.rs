@@ -175,17 +175,10 @@ pub fn normalize_phone(field: &str, raw: &str) -> Result<String, ApiError> {
     Ok(format!("+{digits}"))
 }
 
-/// Checks message content: not blank, at most [`MAX_CONTENT_CHARS`] characters.
+/// Checks message content by the product's text rule ([`crate::text::body`]): something
+/// visible, no control characters but line breaks and tabs, at most [`MAX_CONTENT_CHARS`].
 pub fn validate_content(field: &str, content: &str) -> Result<(), ApiError> {
-    if content.trim().is_empty() {
-        return Err(ApiError::validation(format!("{field} must not be empty")));
-    }
-    if content.chars().count() > MAX_CONTENT_CHARS {
-        return Err(ApiError::validation(format!(
-            "{field} must be at most {MAX_CONTENT_CHARS} characters"
-        )));
-    }
-    Ok(())
+    crate::text::body(field, content, MAX_CONTENT_CHARS)
 }
 
 #[cfg(test)]

@@ -66,6 +66,9 @@ async fn list_conversations(
     ApiQuery(query): ApiQuery<ConversationQuery>,
 ) -> ApiResult<JsonBytes> {
     let limit = paging::page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    if let Some(q) = &query.q {
+        crate::text::search("q", q)?;
+    }
     let cursor = query
         .cursor
         .as_deref()

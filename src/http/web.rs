@@ -44,8 +44,9 @@ pub async fn fallback(method: Method, uri: Uri) -> Response {
         None if name.starts_with("assets/") => ApiError::not_found("asset").into_response(),
         None => match Assets::get("index.html") {
             Some(index) => asset("index.html", index),
-            None => ApiError::internal("web inbox", "web/dist/index.html is missing")
-                .into_response(),
+            None => {
+                ApiError::internal("web inbox", "web/dist/index.html is missing").into_response()
+            }
         },
     }
 }

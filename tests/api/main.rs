@@ -5,6 +5,7 @@ mod auth;
 mod chat;
 mod contract;
 mod helpers;
+mod hygiene;
 mod socketio_js;
 mod sockets;
 mod team;

@@ -18,7 +18,9 @@ fn header<'a>(res: &'a reqwest::Response, name: reqwest::header::HeaderName) -> 
 
 /// The script the built `index.html` loads (`/assets/index-<hash>.js`).
 fn script_of(index: &str) -> String {
-    let at = index.find("src=\"/assets/").expect("index.html loads a hashed script");
+    let at = index
+        .find("src=\"/assets/")
+        .expect("index.html loads a hashed script");
     let rest = &index[at + 5..];
     rest[..rest.find('"').unwrap()].to_owned()
 }
@@ -31,11 +33,18 @@ async fn the_inbox_is_served_at_the_root_with_a_strict_policy_and_no_cache() {
     assert!(header(&res, CONTENT_TYPE).starts_with("text/html"));
     assert_eq!(header(&res, CACHE_CONTROL), "no-cache");
     let csp = header(&res, CONTENT_SECURITY_POLICY).to_owned();
-    for directive in ["default-src 'self'", "script-src 'self'", "frame-ancestors 'none'"] {
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
         assert!(csp.contains(directive), "{csp}");
     }
     assert!(!csp.contains("unsafe-inline"), "{csp}");
-    assert_eq!(header(&res, "x-content-type-options".parse().unwrap()), "nosniff");
+    assert_eq!(
+        header(&res, "x-content-type-options".parse().unwrap()),
+        "nosniff"
+    );
     let index = res.text().await.unwrap();
     assert!(!index.contains("<script>"), "no inline script: {index}");
 
@@ -71,7 +80,11 @@ async fn client_routes_get_the_inbox_and_the_api_keeps_its_json_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND, "a missing asset is not the inbox");
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "a missing asset is not the inbox"
+    );
 
     let res = app
         .request(reqwest::Method::GET, "/api/nothing-here", None, None)
@@ -80,7 +93,12 @@ async fn client_routes_get_the_inbox_and_the_api_keeps_its_json_errors() {
     let res = app
         .request(reqwest::Method::POST, "/inbox", None, None)
         .await;
-    assert_error_naming(res, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "POST");
+    assert_error_naming(
+        res,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "POST",
+    );
 }
 
 /// The browser tests: `web/e2e/*.test.mjs` under Node's test runner, each starting this
