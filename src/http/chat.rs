@@ -37,7 +37,8 @@ const MAX_LIMIT: u32 = 200;
 #[into_params(parameter_in = Query)]
 pub struct ConversationQuery {
     /// Page size, 1–200 (default 50).
-    pub limit: Option<u32>,
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
     /// Search in contact name (case-insensitive for ASCII) and, when it looks like a phone
@@ -160,7 +161,8 @@ async fn get_conversation(
 #[into_params(parameter_in = Query)]
 pub struct MessageQuery {
     /// Page size, 1–200 (default 50).
-    pub limit: Option<u32>,
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
     /// `nextCursor` of the previous page: continue with older messages.
     pub before: Option<String>,
 }

@@ -24,7 +24,8 @@ pub struct EventQuery {
     /// The last `seq` the client has seen (0 for everything kept).
     pub after: Option<i64>,
     /// Page size, 1–1000 (default 500).
-    pub limit: Option<u32>,
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

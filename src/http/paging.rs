@@ -29,14 +29,15 @@ impl<T> Page<T> {
     }
 }
 
-/// A page size from the query: `default` when absent, 422 outside `1..=max`.
-pub fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+/// A page size from the query: `default` when absent, 422 outside `1..=max` (a negative
+/// number included: one rule, whichever side of the range it misses).
+pub fn page_limit(limit: Option<i64>, default: u32, max: u32) -> Result<u32, ApiError> {
     match limit {
         None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::validation(format!(
-            "limit must be between 1 and {max}"
-        ))),
+        Some(n) => u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::validation(format!("limit must be between 1 and {max}"))),
     }
 }
 

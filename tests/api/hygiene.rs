@@ -153,3 +153,26 @@ async fn the_bearer_scheme_is_case_insensitive() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_page_size_outside_its_range_is_one_error_whichever_side_it_misses() {
+    let app = spawn_app().await;
+    let owner = app.register("Hygiene Limits").await;
+    for path in [
+        "/api/conversations?limit=-1",
+        "/api/conversations?limit=0",
+        "/api/conversations?limit=201",
+        "/api/events?limit=-1",
+        "/api/events?limit=1001",
+    ] {
+        let res = app.get(path, &owner.token).await;
+        assert_error_naming(
+            res,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "limit",
+        );
+    }
+    let res = app.get("/api/conversations?limit=many", &owner.token).await;
+    assert_error_naming(res, StatusCode::BAD_REQUEST, "invalid_query", "limit");
+}
