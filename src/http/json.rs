@@ -3,10 +3,13 @@
 //! text rejections.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 
@@ -37,8 +40,78 @@ impl From<JsonRejection> for ApiError {
             _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
             _ => "invalid_body",
         };
-        Self::new(rejection.status(), code, rejection.body_text())
+        Self::new(
+            rejection.status(),
+            code,
+            without_type_names(&rejection.body_text()),
+        )
     }
+}
+
+/// serde names the Rust type a body is read into ("expected struct LoginRequest with 4
+/// elements"); a client knows the API, not the code behind it. Each such phrase becomes what
+/// the client should have sent; field names and values stay, they are the client's own.
+fn without_type_names(message: &str) -> String {
+    // Longest first: "tuple struct X" must not be read as "struct X".
+    const KINDS: [(&str, &str); 9] = [
+        ("internally tagged enum ", "a JSON object"),
+        ("adjacently tagged enum ", "a JSON object"),
+        ("untagged enum ", "one of the documented forms"),
+        ("struct variant ", "a JSON object"),
+        ("tuple variant ", "a JSON array"),
+        ("tuple struct ", "a value of the documented type"),
+        ("unit struct ", "null"),
+        ("struct ", "a JSON object"),
+        ("enum ", "one of the documented values"),
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while !rest.is_empty() {
+        let at_word_start = out.is_empty() || out.ends_with([' ', '(', ',']);
+        let replaced = KINDS.iter().find_map(|(kind, wording)| {
+            let after = rest.strip_prefix(kind)?;
+            let name_len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(after.len());
+            // A Rust type name: CamelCase, perhaps with a `::Variant`.
+            after
+                .starts_with(|c: char| c.is_ascii_uppercase())
+                .then(|| {
+                    let after = &after[name_len..];
+                    (*wording, skip_element_count(after))
+                })
+        });
+        match replaced {
+            Some((wording, after)) if at_word_start => {
+                out.push_str(wording);
+                rest = after;
+            }
+            _ => {
+                let next = rest.chars().next().map_or(1, char::len_utf8);
+                out.push_str(&rest[..next]);
+                rest = &rest[next..];
+            }
+        }
+    }
+    out
+}
+
+/// `" with 4 elements"` (or `" with 1 element"`) after a type name: the type's field count.
+fn skip_element_count(text: &str) -> &str {
+    let Some(after) = text.strip_prefix(" with ") else {
+        return text;
+    };
+    let digits = after
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(after.len());
+    if digits == 0 {
+        return text;
+    }
+    let after = &after[digits..];
+    after
+        .strip_prefix(" elements")
+        .or_else(|| after.strip_prefix(" element"))
+        .unwrap_or(text)
 }
 
 impl From<QueryRejection> for ApiError {
@@ -61,10 +134,79 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-/// `Json` that answers with [`ApiError`] instead of axum's plain-text rejection.
-#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json` that answers with [`ApiError`] instead of axum's plain-text rejection, and takes
+/// only a JSON object: serde would also read a struct from an array of its fields in order
+/// (`["Acme","Ann","a@b.test","password123"]`), a form no client is told about.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Expected request with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(JsonRejection::from)?;
+        if !starts_as_object_or_garbage(&bytes) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
+        let Json(value) = Json::<T>::from_bytes(&bytes)?;
+        Ok(Self(value))
+    }
+}
+
+/// Whether the body is worth handing to serde: it opens an object, or it is not JSON at all
+/// (serde then names the syntax error). Any other JSON value (array, string, number, `true`,
+/// `false`, `null`) is refused without parsing: one byte decides.
+fn starts_as_object_or_garbage(body: &[u8]) -> bool {
+    let start = body
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .unwrap_or(body.len());
+    let body = &body[start..];
+    match body.first() {
+        Some(b'[' | b'"' | b'-' | b'0'..=b'9') => false,
+        Some(b't' | b'f' | b'n') => ![&b"true"[..], b"false", b"null"]
+            .iter()
+            .any(|literal| body.starts_with(literal)),
+        _ => true,
+    }
+}
+
+/// `application/json`, or any `application/*+json`, with or without parameters (as axum's
+/// `Json` decides).
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype
+                .rsplit_once('+')
+                .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json")))
+}
 
 /// Initial size of a JSON response body. axum's `Json` starts at 128 bytes, and a 50-item
 /// page (~15 KiB) then took seven reallocations and copies; one 16 KiB block is cheaper.
@@ -107,3 +249,43 @@ pub struct ApiQuery<T>(pub T);
 pub struct ApiPath<T>(pub T);
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::{starts_as_object_or_garbage, without_type_names};
+
+    #[test]
+    fn messages_name_no_rust_type() {
+        assert_eq!(
+            without_type_names("invalid length 2, expected struct LoginRequest with 4 elements"),
+            "invalid length 2, expected a JSON object"
+        );
+        assert_eq!(
+            without_type_names("role: invalid type: map, expected enum Role at line 1"),
+            "role: invalid type: map, expected one of the documented values at line 1"
+        );
+        assert_eq!(
+            without_type_names("expected tuple struct UserId"),
+            "expected a value of the documented type"
+        );
+        // The client's own words stay, even when they look like a type.
+        assert_eq!(
+            without_type_names("missing field `password` at line 1 column 2"),
+            "missing field `password` at line 1 column 2"
+        );
+        assert_eq!(
+            without_type_names("unknown variant `struct Foo`, expected one of `owner`"),
+            "unknown variant `struct Foo`, expected one of `owner`"
+        );
+    }
+
+    #[test]
+    fn only_an_object_or_non_json_reaches_serde() {
+        for body in ["{}", " \n{\"a\":1}", "", "{not json", "nope", "<xml/>"] {
+            assert!(starts_as_object_or_garbage(body.as_bytes()), "{body:?}");
+        }
+        for body in ["[]", " [1]", "\"s\"", "12", "-1", "true", "false", "null"] {
+            assert!(!starts_as_object_or_garbage(body.as_bytes()), "{body:?}");
+        }
+    }
+}

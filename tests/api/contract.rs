@@ -1,6 +1,8 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{assert_error_naming, spawn_app};
+use serde_json::Value;
+
+use crate::helpers::{assert_error, assert_error_naming, spawn_app};
 
 #[tokio::test]
 async fn health_answers_ok() {
@@ -183,4 +185,113 @@ async fn the_server_binary_runs_with_glibc_malloc_arenas_capped() {
         environ.split('\0').any(|var| var == wanted),
         "{wanted} not in the server's environment: {environ:?}"
     );
+}
+
+/// Sends `body` as JSON text (not necessarily an object) and returns status and JSON answer.
+async fn post_raw(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    token: Option<&str>,
+    body: &'static str,
+) -> (StatusCode, Value) {
+    let mut req = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await.expect("request sent");
+    let status = res.status();
+    (status, res.json().await.expect("a JSON answer"))
+}
+
+#[tokio::test]
+async fn a_json_body_must_be_an_object_not_an_array_of_its_fields() {
+    let app = spawn_app().await;
+    let sign_up = post_raw(
+        &app,
+        "/api/auth/register",
+        None,
+        r#" ["Tenant","Name","array@example.com","password123"]"#,
+    )
+    .await;
+    assert_error_naming(
+        sign_up,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+        "the body must be a JSON object",
+    );
+    let owner = app.register("Acme").await;
+    let (_, team) = app.get("/api/team", &owner.token).await;
+    assert_eq!(team["items"].as_array().map(Vec::len), Some(1), "{team}");
+
+    for body in [
+        r#"["a@b.test","password123"]"#,
+        r#""a@b.test""#,
+        "12",
+        "null",
+    ] {
+        let login = post_raw(&app, "/api/auth/login", None, body).await;
+        assert_error(login, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+    }
+    let add = post_raw(
+        &app,
+        "/api/team",
+        Some(&owner.token),
+        r#"["X","x@example.com","password123","agent"]"#,
+    )
+    .await;
+    assert_error(add, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+    // Text that is not JSON at all is still a syntax error.
+    let garbage = post_raw(&app, "/api/auth/login", None, "nonsense").await;
+    assert_error(garbage, StatusCode::BAD_REQUEST, "malformed_json");
+}
+
+#[tokio::test]
+async fn body_errors_name_the_field_but_no_rust_type() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let cases: [(&str, &str, &str); 5] = [
+        // serde said "expected struct LoginRequest with 2 elements".
+        ("/api/auth/login", r#"["a@b.test"]"#, "JSON object"),
+        ("/api/auth/login", r#"{"email":"a@b.test"}"#, "password"),
+        (
+            "/api/auth/login",
+            r#"{"email":["a"],"password":"x"}"#,
+            "email",
+        ),
+        (
+            "/api/team",
+            r#"{"name":"X","email":"x@example.com","password":"password123","role":{"owner":[1]}}"#,
+            "role",
+        ),
+        (
+            "/api/conversations",
+            r#"{"contactNumber":{}}"#,
+            "contactNumber",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let res = post_raw(&app, path, Some(&owner.token), body).await;
+        let message = res.1["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for word in [
+            "struct ",
+            "enum ",
+            "Request",
+            "Role",
+            "CreateMember",
+            "CreateConversation",
+        ] {
+            assert!(
+                !message.contains(word),
+                "{path} {body}: {message:?} names a Rust type"
+            );
+        }
+        assert_error_naming(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", field);
+    }
 }
