@@ -16,9 +16,10 @@ pub mod web;
 pub mod whatsapp;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::Response;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -41,10 +42,39 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = api_routes().split_for_parts();
     api.fallback(web::fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_declared_oversize,
+        ))
         .layer(axum::middleware::map_response(nosniff))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A body declared larger than the limit is refused from its `Content-Length` alone. The
+/// body limit by itself only trips once that many bytes have arrived, so a client that
+/// declares a gigabyte and sends two bytes would hold the request open instead.
+async fn refuse_declared_oversize(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = state.config.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body may be at most {limit} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// No response is to be read as anything but its declared `Content-Type`.

@@ -1,8 +1,10 @@
+use std::time::Duration;
+
 use reqwest::StatusCode;
-
 use serde_json::Value;
+use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{assert_error, assert_error_naming, spawn_app};
+use crate::helpers::{assert_error, assert_error_naming, raw, spawn_app};
 
 #[tokio::test]
 async fn health_answers_ok() {
@@ -293,5 +295,33 @@ async fn body_errors_name_the_field_but_no_rust_type() {
             );
         }
         assert_error_naming(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", field);
+    }
+}
+
+#[tokio::test]
+async fn a_body_declared_over_the_limit_is_refused_before_it_arrives() {
+    let app = spawn_app().await;
+    for (method, path) in [
+        ("POST", "/api/auth/login"),
+        ("POST", "/api/auth/register"),
+        ("GET", "/api/healthz"),
+        ("PUT", "/api/nothing-here"),
+    ] {
+        let mut stream = raw::connect(&app).await;
+        // A gigabyte declared, two bytes sent, and the client then waits.
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: aezen.test\r\nContent-Type: application/json\r\n\
+             Content-Length: 1000000000\r\n\r\n{{\""
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let (status, body) = raw::read_response(&mut stream, Duration::from_secs(2)).await;
+        assert_eq!(status, 413, "{method} {path}: {body}");
+        let body: Value = serde_json::from_str(&body).expect("a JSON error");
+        assert_error_naming(
+            (StatusCode::PAYLOAD_TOO_LARGE, body),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &app.config.max_body_bytes.to_string(),
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Starts the real application on a temp dir and talks to it over HTTP, as a client would.
 
+pub mod raw;
 pub mod socket;
 
 use std::path::{Path, PathBuf};
