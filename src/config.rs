@@ -64,6 +64,11 @@ pub struct Config {
     #[arg(long, env = "AEZEN_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Seconds a stopping server waits for requests in flight to finish; after that it stops
+    /// anyway, so a client that never finishes its request cannot hold the shutdown open.
+    #[arg(long, env = "AEZEN_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
     /// Login/sign-up attempts allowed per client IP per minute.
     #[arg(long, env = "AEZEN_LOGIN_PER_IP_PER_MINUTE", default_value_t = 20)]
     pub login_per_ip_per_minute: u32,

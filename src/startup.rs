@@ -2,7 +2,7 @@
 //! shuts it down in order. Start-up is where the services are built, each with the narrow
 //! handles it needs, and wired together.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,7 +81,8 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `shutdown` completes, then drains requests and closes every database.
+    /// Serves until `shutdown` completes, then drains requests (for at most
+    /// [`Config::shutdown_grace_secs`]) and closes every database.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -103,17 +104,42 @@ impl Application {
         // Start-up does not wait for WhatsApp: sessions resume in the background.
         let resume = tokio::spawn(state.sessions.clone().resume_all());
         let realtime = state.realtime.clone();
+        let (signalled, drain_started) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             shutdown.await;
+            let _ = signalled.send(());
             // Open websockets would otherwise keep the graceful shutdown waiting.
             realtime.disconnect_all().await;
         };
-        let served = axum::serve(
+        let serve = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await;
+        .into_future();
+        let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+        let drain_deadline = async move {
+            if drain_started.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        // A request that never completes (a client that stopped half-way) would hold the
+        // graceful drain open forever. Past the deadline the serve future is dropped: the
+        // listener is already closed, and the connections still open end with the runtime,
+        // which `main` leaves as soon as this returns. The databases are closed below either
+        // way.
+        let served = tokio::select! {
+            served = serve => served,
+            () = drain_deadline => {
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "requests still in flight after the shutdown grace period; stopping anyway"
+                );
+                Ok(())
+            }
+        };
         housekeeping.abort();
         resume.abort();
         state.whatsapp.shutdown().await;

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{assert_error, assert_error_naming, raw, spawn_app};
+use crate::helpers::{TestApp, assert_error, assert_error_naming, raw, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_answers_ok() {
@@ -324,4 +324,44 @@ async fn a_body_declared_over_the_limit_is_refused_before_it_arrives() {
             &app.config.max_body_bytes.to_string(),
         );
     }
+}
+
+#[tokio::test]
+async fn a_half_sent_request_cannot_hold_the_shutdown_past_its_grace_period() {
+    let app = spawn_app_with(|c| c.shutdown_grace_secs = 1).await;
+    let owner = app.register("Acme").await;
+    // One client stops half-way through its headers, another half-way through its body.
+    let mut half_headers = raw::connect(&app).await;
+    half_headers
+        .write_all(b"GET /api/healthz HTTP/1.1\r\nHost: aez")
+        .await
+        .unwrap();
+    let mut half_body = raw::connect(&app).await;
+    half_body
+        .write_all(
+            b"POST /api/auth/login HTTP/1.1\r\nHost: aezen.test\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":",
+        )
+        .await
+        .unwrap();
+    // Answered after both were accepted: the server has them in hand.
+    let (status, _) = app.get("/api/auth/me", &owner.token).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let started = std::time::Instant::now();
+    let (root, config) = tokio::time::timeout(Duration::from_secs(5), app.stop())
+        .await
+        .expect("the server stopped within 5 s despite the half-sent requests");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "stopped before its grace period: {:?}",
+        started.elapsed()
+    );
+
+    // What it held is closed: a server on the same folders has the tenant.
+    let app = TestApp::start_on(root, config).await;
+    let token = app.login(&owner.email, &owner.password).await;
+    let (status, _) = app.get("/api/team", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    drop((half_headers, half_body));
 }
