@@ -64,6 +64,24 @@ pub struct Config {
     #[arg(long, env = "AEZEN_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Seconds a connection may take to send a request's head, and may sit idle between
+    /// requests on keep-alive, before it is closed.
+    #[arg(long, env = "AEZEN_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a request's body may take to arrive; a stalled body gets 408.
+    #[arg(long, env = "AEZEN_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
+
+    /// Most HTTP connections open at once (lowered at start-up to a quarter of the open-file
+    /// limit); further connections are closed at once.
+    #[arg(long, env = "AEZEN_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Most HTTP connections open at once from one client address.
+    #[arg(long, env = "AEZEN_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
     /// Seconds a stopping server waits for requests in flight to finish; after that it stops
     /// anyway, so a client that never finishes its request cannot hold the shutdown open.
     #[arg(long, env = "AEZEN_SHUTDOWN_GRACE_SECS", default_value_t = 10)]

@@ -29,6 +29,10 @@ pub struct Metrics {
     /// them: their ratio is the ingest batch size.
     pub ingest_events: Counter,
     pub ingest_transactions: Counter,
+    /// HTTP connections open now.
+    pub connections_open: Gauge,
+    /// HTTP connections closed at once for being over a connection cap.
+    pub connections_refused: Counter,
 }
 
 impl Metrics {
@@ -42,6 +46,18 @@ impl Metrics {
         let tenant_pools_cached = Gauge::default();
         let ingest_events = Counter::default();
         let ingest_transactions = Counter::default();
+        let connections_open = Gauge::default();
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_open",
+            "HTTP connections open now",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "HTTP connections closed at once for being over --max-connections or --max-connections-per-ip",
+            connections_refused.clone(),
+        );
         registry.register(
             "ingest_events",
             "Inbound WhatsApp events stored",
@@ -92,6 +108,8 @@ impl Metrics {
             tenant_pools_cached,
             ingest_events,
             ingest_transactions,
+            connections_open,
+            connections_refused,
         }
     }
 

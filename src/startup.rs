@@ -2,7 +2,7 @@
 //! shuts it down in order. Start-up is where the services are built, each with the narrow
 //! handles it needs, and wired together.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,7 @@ use crate::chat::ingest::Ingest;
 use crate::chat::outbox::Outbox;
 use crate::config::{BackendKind, Config};
 use crate::events::Retention;
+use crate::http::serve::{Limits, serve};
 use crate::metrics::Metrics;
 use crate::realtime::{Realtime, TenantEvents};
 use crate::state::{App, AppState};
@@ -47,7 +48,15 @@ impl Application {
     /// Builds with the real WhatsApp backend (when configured) on `network`; tests pass
     /// [`Network::offline`] to run the real adapter without a way out.
     pub async fn build_with_network(config: Config, network: Network) -> anyhow::Result<Self> {
-        let (socket_layer, io) = SocketIo::builder().build_layer();
+        // Socket.IO frames are held to the HTTP body limit on every transport: engine.io
+        // advertises `maxPayload` and applies it to polling, but a websocket frame or message
+        // is capped only by the next two (16 and 64 MiB by default).
+        let frame_cap = config.max_body_bytes;
+        let (socket_layer, io) = SocketIo::builder()
+            .max_payload(frame_cap as u64)
+            .ws_max_frame_size(frame_cap)
+            .ws_max_message_size(frame_cap)
+            .build_layer();
         let (inbound_tx, inbound) = mpsc::channel(4096);
         let state = {
             let io = io.clone();
@@ -104,42 +113,20 @@ impl Application {
         // Start-up does not wait for WhatsApp: sessions resume in the background.
         let resume = tokio::spawn(state.sessions.clone().resume_all());
         let realtime = state.realtime.clone();
-        let (signalled, drain_started) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             shutdown.await;
-            let _ = signalled.send(());
-            // Open websockets would otherwise keep the graceful shutdown waiting.
+            tracing::info!("shutting down: draining connections");
+            // Open websockets would otherwise keep the drain waiting.
             realtime.disconnect_all().await;
         };
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .into_future();
-        let grace = Duration::from_secs(state.config.shutdown_grace_secs);
-        let drain_deadline = async move {
-            if drain_started.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
+        let limits = Limits {
+            header_read_timeout: Duration::from_secs(state.config.header_read_timeout_secs),
+            max_connections: fit_connections_to_file_limit(state.config.max_connections),
+            max_connections_per_ip: state.config.max_connections_per_ip.max(1),
+            shutdown_grace: Duration::from_secs(state.config.shutdown_grace_secs),
         };
-        // A request that never completes (a client that stopped half-way) would hold the
-        // graceful drain open forever. Past the deadline the serve future is dropped: the
-        // listener is already closed, and the connections still open end with the runtime,
-        // which `main` leaves as soon as this returns. The databases are closed below either
-        // way.
-        let served = tokio::select! {
-            served = serve => served,
-            () = drain_deadline => {
-                tracing::warn!(
-                    grace_secs = grace.as_secs(),
-                    "requests still in flight after the shutdown grace period; stopping anyway"
-                );
-                Ok(())
-            }
-        };
+        serve(listener, router, limits, state.metrics.clone(), shutdown).await;
+        let served = Ok(());
         housekeeping.abort();
         resume.abort();
         state.whatsapp.shutdown().await;
@@ -255,6 +242,24 @@ fn fit_cache_to_file_limit(config: &Config) -> u64 {
         fits.max(1)
     } else {
         config.tenant_cache_capacity
+    }
+}
+
+/// The connection cap, lowered to a quarter of the open-file limit (the tenant cache is fitted
+/// into half of it; the rest is for everything else).
+fn fit_connections_to_file_limit(configured: usize) -> usize {
+    let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    let fits = usize::try_from(limit / 4).unwrap_or(usize::MAX).max(1);
+    if configured > fits {
+        tracing::warn!(
+            configured,
+            used = fits,
+            open_file_limit = limit,
+            "connection cap lowered to fit the open-file limit"
+        );
+        fits
+    } else {
+        configured.max(1)
     }
 }
 

@@ -33,6 +33,13 @@ impl IntoResponse for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if caused_by::<tower_http::timeout::TimeoutError>(&rejection) {
+            return Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time",
+            );
+        }
         let code = match &rejection {
             JsonRejection::JsonDataError(_) => "invalid_body",
             JsonRejection::JsonSyntaxError(_) => "malformed_json",
@@ -112,6 +119,18 @@ fn skip_element_count(text: &str) -> &str {
         .strip_prefix(" elements")
         .or_else(|| after.strip_prefix(" element"))
         .unwrap_or(text)
+}
+
+/// Whether `err` or anything in its chain of causes is an `E`.
+fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if err.is::<E>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 impl From<QueryRejection> for ApiError {

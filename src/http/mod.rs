@@ -10,6 +10,7 @@ pub mod json;
 pub mod openapi;
 pub mod ops;
 pub mod paging;
+pub mod serve;
 pub mod socket;
 pub mod team;
 pub mod web;
@@ -48,6 +49,9 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response(nosniff))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_secs(state.config.body_read_timeout_secs),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

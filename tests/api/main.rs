@@ -3,6 +3,7 @@
 
 mod auth;
 mod chat;
+mod connections;
 mod contract;
 mod helpers;
 mod hygiene;

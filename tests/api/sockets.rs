@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::socket::{Socket, connect};
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 async fn assert_refused(app: &TestApp, auth: Value) {
     let mut socket = connect(app, auth.clone()).await;
@@ -290,4 +290,40 @@ async fn events_reach_a_socket_in_seq_order_while_writers_race() {
     assert!(in_order, "events arrived out of seq order: {received:?}");
     let since_connect = newest - received[0] + 1;
     assert_eq!(received.len() as i64, since_connect, "events were lost");
+}
+
+#[tokio::test]
+async fn a_socket_frame_over_the_body_limit_ends_the_connection_unread() {
+    let app = spawn_app_with(|c| c.max_body_bytes = 16 * 1024).await;
+    let owner = app.register("Frames").await;
+    let (_, incoming) = app
+        .incoming(&owner, json!({"from": "+6281234567890", "content": "hi"}))
+        .await;
+    let cid = incoming["message"]["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut socket = Socket::connected(&app, &owner).await;
+    // Within the limit: parsed and answered (refused for its length, as over HTTP).
+    let ack = socket
+        .send_message(json!({"conversationId": cid, "content": "x".repeat(5000)}))
+        .await;
+    assert_eq!(ack["error"]["code"], "validation_failed", "{ack}");
+    // Over it (but under engine.io's default 100 kB, and far under the websocket's 16 MiB): the
+    // server does not read the frame; the connection ends.
+    socket
+        .emit(
+            "send_message",
+            json!({"conversationId": cid, "content": "x".repeat(50_000)}),
+        )
+        .await;
+    socket.ended().await;
+    let (_, page) = app
+        .get(&format!("/api/conversations/{cid}/messages"), &owner.token)
+        .await;
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        1,
+        "nothing was stored"
+    );
 }

@@ -110,6 +110,20 @@ impl Socket {
     }
 
     /// Emits `send_message` and waits for its acknowledgement.
+    /// Emits `event` without waiting for anything.
+    pub async fn emit(&mut self, event: &str, body: Value) {
+        let client = self.client.as_ref().expect("connected");
+        client.emit(event, body).await.expect("emit");
+    }
+
+    /// Waits until the connection is closed or fails (`close` or `error`).
+    pub async fn ended(&mut self) -> (String, Value) {
+        self.next_where("close or error", |event| {
+            event == "close" || event == "error"
+        })
+        .await
+    }
+
     pub async fn send_message(&mut self, body: Value) -> Value {
         let tx = self.sender.clone();
         let client = self.client.as_ref().expect("connected");
