@@ -64,6 +64,16 @@ pub struct Config {
     #[arg(long, env = "AEZEN_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Origins (e.g. `https://crm.example.com`) whose browser pages may call the API
+    /// cross-origin; comma-separated or repeated. None by default: CORS is off and only the
+    /// inbox served by this server (same origin) can call it from a browser.
+    #[arg(
+        long = "cors-allow-origin",
+        env = "AEZEN_CORS_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<String>,
+
     /// Seconds a connection may take to send a request's head, and may sit idle between
     /// requests on keep-alive, before it is closed.
     #[arg(long, env = "AEZEN_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]

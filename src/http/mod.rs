@@ -47,12 +47,15 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             refuse_declared_oversize,
         ))
-        .layer(axum::middleware::map_response(nosniff))
+        .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             std::time::Duration::from_secs(state.config.body_read_timeout_secs),
         ))
         .layer(TraceLayer::new_for_http())
+        .layer(tower::util::option_layer(cors(
+            &state.config.cors_allow_origins,
+        )))
         .with_state(state)
 }
 
@@ -81,13 +84,62 @@ async fn refuse_declared_oversize(
     next.run(request).await
 }
 
-/// No response is to be read as anything but its declared `Content-Type`.
-async fn nosniff(mut response: Response) -> Response {
-    response.headers_mut().insert(
+/// The headers every response carries: no response is read as anything but its declared
+/// `Content-Type`, none is framed by another site, none leaks the URL it came from. A
+/// response without a policy of its own (everything but the inbox's pages, which set theirs
+/// in `web.rs`) gets one that allows nothing.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
     response
+}
+
+/// CORS for the configured origins only; `None` (no CORS headers at all) by default.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::Method;
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(
+            |origin| match HeaderValue::from_str(origin.trim_end_matches('/')) {
+                Ok(value) => Some(value),
+                Err(_) => {
+                    tracing::warn!(
+                        origin,
+                        "ignoring a --cors-allow-origin that is not an origin"
+                    );
+                    None
+                }
+            },
+        )
+        .collect();
+    (!origins.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(std::time::Duration::from_secs(600))
+    })
 }
 
 pub(super) async fn unknown_route(method: Method, uri: Uri) -> ApiError {

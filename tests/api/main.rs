@@ -5,6 +5,7 @@ mod auth;
 mod chat;
 mod connections;
 mod contract;
+mod headers;
 mod helpers;
 mod hygiene;
 mod socketio_js;
