@@ -223,9 +223,13 @@ impl Sessions {
             Err(e) => return Err(ApiError::internal("remove disabled marker", e)),
         }
         self.set(tenant, |e| {
+            // A session that was already retrying keeps saying why until the new attempt
+            // reports: the answer to this request shows what the status shows.
+            let retrying = e.status.state == SessionState::Connecting;
             e.status = WhatsappStatus {
                 phone_number: e.status.phone_number.take(),
                 push_name: e.status.push_name.take(),
+                reason: e.status.reason.take().filter(|_| retrying),
                 ..WhatsappStatus::new(SessionState::Connecting)
             };
         })
@@ -298,7 +302,13 @@ impl Sessions {
                 .await;
             }
             SessionEvent::Disconnected { reason, retrying } => {
-                tracing::info!(tenant = %tenant, reason = reason.as_deref().unwrap_or(""), retrying, "WhatsApp session disconnected");
+                // The one line per attempt (the backend logs it at debug only).
+                let why = reason.as_deref().unwrap_or("");
+                if retrying {
+                    tracing::warn!(tenant = %tenant, reason = why, "WhatsApp unreachable; retrying");
+                } else {
+                    tracing::info!(tenant = %tenant, reason = why, "WhatsApp session disconnected");
+                }
                 self.set(tenant, |e| {
                     e.qr = None;
                     e.status = WhatsappStatus {

@@ -426,6 +426,22 @@ async fn the_real_backend_without_a_network_reports_the_failure_keeps_retrying_a
         }
     };
     assert_eq!(failing["state"], "connecting", "still retrying: {failing}");
+    // Asking again (here for a pairing code) answers with the reason the status gives.
+    let (status, paired) = app
+        .post(
+            "/api/integrations/whatsapp/pair-code",
+            Some(&owner.token),
+            json!({"phoneNumber": "+6281234567890"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{paired}");
+    assert_eq!(paired["state"], "connecting");
+    assert!(
+        paired["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("cannot reach WhatsApp")),
+        "{paired}"
+    );
     let (status, health) = app
         .request(reqwest::Method::GET, "/api/healthz", None, None)
         .await;

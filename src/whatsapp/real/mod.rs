@@ -324,7 +324,8 @@ fn log_session_event(tenant: TenantId, event: &SessionEvent) {
             tracing::info!(tenant = %tenant, %expires_at, "WhatsApp pairing code issued");
         }
         SessionEvent::Connected { .. } => tracing::info!(tenant = %tenant, "WhatsApp connected"),
-        SessionEvent::Disconnected { reason, retrying } => tracing::warn!(
+        // The session manager logs it, once, at the level it deserves.
+        SessionEvent::Disconnected { reason, retrying } => tracing::debug!(
             tenant = %tenant,
             reason = reason.as_deref().unwrap_or(""),
             retrying,
