@@ -50,7 +50,7 @@ impl From<JsonRejection> for ApiError {
         Self::new(
             rejection.status(),
             code,
-            without_type_names(&rejection.body_text()),
+            bounded(&without_type_names(&rejection.body_text())),
         )
     }
 }
@@ -138,7 +138,7 @@ impl From<QueryRejection> for ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "invalid_query",
-            rejection.body_text(),
+            bounded(&rejection.body_text()),
         )
     }
 }
@@ -148,8 +148,20 @@ impl From<PathRejection> for ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "invalid_path",
-            rejection.body_text(),
+            bounded(&rejection.body_text()),
         )
+    }
+}
+
+/// Most characters of client input an error message echoes.
+const MAX_ECHO_CHARS: usize = 200;
+
+/// `text` cut to [`MAX_ECHO_CHARS`] (with `…`): an error names the problem without echoing a
+/// 10,000-character id back in full.
+pub fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
     }
 }
 

@@ -146,7 +146,7 @@ pub(super) async fn unknown_route(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        format!("no route for {method} {}", uri.path()),
+        format!("no route for {method} {}", json::bounded(uri.path())),
     )
 }
 
@@ -154,6 +154,6 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{method} is not allowed on {}", uri.path()),
+        format!("{method} is not allowed on {}", json::bounded(uri.path())),
     )
 }

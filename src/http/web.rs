@@ -34,7 +34,7 @@ pub async fn fallback(method: Method, uri: Uri) -> Response {
         return ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("{method} is not allowed on {path}"),
+            format!("{method} is not allowed on {}", super::json::bounded(path)),
         )
         .into_response();
     }

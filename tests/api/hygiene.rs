@@ -176,3 +176,24 @@ async fn a_page_size_outside_its_range_is_one_error_whichever_side_it_misses() {
     let res = app.get("/api/conversations?limit=many", &owner.token).await;
     assert_error_naming(res, StatusCode::BAD_REQUEST, "invalid_query", "limit");
 }
+
+#[tokio::test]
+async fn an_error_names_a_huge_input_without_echoing_it_in_full() {
+    let app = spawn_app().await;
+    let owner = app.register("Hygiene Echo").await;
+    let huge = "x".repeat(10_000);
+    for path in [
+        format!("/api/conversations/{huge}"),
+        format!("/api/nothing/{huge}"),
+        format!("/api/conversations?unread={huge}"),
+    ] {
+        let (status, body) = app.get(&path, &owner.token).await;
+        assert!(status.is_client_error(), "{status}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.chars().count() < 400,
+            "echoed {} characters",
+            message.len()
+        );
+    }
+}
