@@ -21,7 +21,9 @@
 //! does, and `--bare <port-file> <page-file> <event-file>` runs the baselines: a bare axum
 //! handler answering the same JSON bytes from memory and a bare socketioxide broadcast.
 //! `--real-clients <dir> <n>` (row 8) starts `n` idle real whatsapp-rust clients on
-//! `Network::offline()`, which refuses every connection without sending a packet.
+//! `Network::offline()`, which refuses every connection without sending a packet. Row 9
+//! logs one account in 1,000 times (200 with `--quick`) from 16 clients and compares the
+//! server's RSS after with its idle RSS.
 //! Only 127.0.0.1 is ever contacted; every loop is bounded in count and time.
 //!
 //! The files of `benches/aezen/`: this one parses the command line and runs the rows in
@@ -52,6 +54,7 @@ use crate::load::{CpuMark, Load, client};
 use crate::report::{Report, step};
 use crate::rows::inbox::inbox_rows;
 use crate::rows::ingest::ingest_row;
+use crate::rows::logins::login_memory_row;
 use crate::rows::many_tenants::many_tenant_rows;
 use crate::rows::real_clients::{real_client_memory_row, real_clients};
 
@@ -123,7 +126,7 @@ impl Options {
                     let list = args.get(i).context("--rows needs a list, e.g. 1,5")?;
                     options.rows = Some(
                         list.split(',')
-                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-8"))
+                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-9"))
                             .collect::<anyhow::Result<_>>()?,
                     );
                 }
@@ -166,6 +169,8 @@ pub(crate) struct Scale {
     pub(crate) fanout_time: Duration,
     /// Row 8: idle real whatsapp-rust clients.
     pub(crate) real_clients: usize,
+    /// Row 9: logins (each an argon2id hash) from 16 parallel clients.
+    pub(crate) logins: usize,
 }
 
 impl Scale {
@@ -189,6 +194,7 @@ impl Scale {
                 fanout_rate: 1_000,
                 fanout_time: Duration::from_secs(3),
                 real_clients: 50,
+                logins: 200,
             }
         } else {
             Self {
@@ -209,6 +215,7 @@ impl Scale {
                 fanout_rate: 1_000,
                 fanout_time: Duration::from_secs(10),
                 real_clients: 200,
+                logins: 1_000,
             }
         }
     }
@@ -263,6 +270,9 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     }
     if options.wants(8) {
         real_client_memory_row(&scale, tmp.path(), &mut report)?;
+    }
+    if options.wants(9) {
+        login_memory_row(&scale, tmp.path(), &http, &mut report).await?;
     }
     report.print(&options, started);
     if std::env::var_os("AEZEN_BENCH_KEEP").is_some() {

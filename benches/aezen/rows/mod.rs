@@ -2,5 +2,6 @@
 
 pub(crate) mod inbox;
 pub(crate) mod ingest;
+pub(crate) mod logins;
 pub(crate) mod many_tenants;
 pub(crate) mod real_clients;
