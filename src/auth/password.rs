@@ -69,15 +69,17 @@ impl PasswordHashing {
         &self,
         f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
+        // The permit goes to the blocking task and is released only once the slot's memory
+        // is back: a caller that gives up (a client hanging up) cannot let another hash
+        // start beside its own, which would add a block to the pool for good.
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|e| ApiError::internal("password hashing semaphore", e))?;
         let pool = Arc::clone(&self.memory);
         tokio::task::spawn_blocking(move || {
-            // Holding a permit, at most `concurrency - 1` others are out: either one is
-            // waiting here or this slot has not hashed yet (its memory is made on first use).
+            // With a permit held, another slot's memory is waiting here, or this slot has
+            // not hashed yet and makes its memory now.
             let mut memory = pool
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -88,6 +90,7 @@ impl PasswordHashing {
             pool.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(memory);
+            drop(permit);
             result
         })
         .await
@@ -263,6 +266,27 @@ mod tests {
         ] {
             assert!(!verify_into(&mut memory, "password", hash), "{hash}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_does_not_add_a_block() {
+        let hashing = PasswordHashing::new(1).unwrap();
+        let hash = hashing.hash("correct horse".to_owned()).await.unwrap();
+        // Dropped while its hash runs on the blocking pool (or before it starts).
+        let given_up = tokio::time::timeout(
+            std::time::Duration::from_millis(1),
+            hashing.verify("correct horse".to_owned(), Some(hash.clone())),
+        )
+        .await;
+        assert!(given_up.is_err(), "a hash took under 1 ms");
+        assert!(
+            hashing
+                .verify("correct horse".to_owned(), Some(hash))
+                .await
+                .unwrap()
+        );
+        // The second check ran only once the first had put its memory back.
+        assert_eq!(hashing.memory.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
