@@ -13,7 +13,12 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{
+    AllOfBuilder, Discriminator, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
+    Type,
+};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::chat::{Conversation, Message, from_millis, to_millis};
 use crate::whatsapp::WhatsappStatus;
@@ -68,7 +73,10 @@ impl EventKind {
 /// Stored as its JSON and read back by [`EventData::from_stored`], which knows the event's
 /// type: the QR and status payloads share field names (`expiresAt`), so a type-blind
 /// deserialisation of the flattened fields would mix them up.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+///
+/// Its schema is not derived: each event type carries its own fields, so the document
+/// describes [`Event`] variant by variant (see its `ToSchema`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,7 +143,7 @@ pub struct QrPayload {
 
 /// One entry of the event log: the object sent on Socket.IO (event name = `type`) and listed
 /// by `GET /api/events`.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// The tenant's monotonic sequence number.
@@ -146,6 +154,128 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
     #[serde(flatten)]
     pub data: EventData,
+}
+
+/// The document's `Event`: a `oneOf` discriminated by `type`, one named schema per event type
+/// with the fields that type carries (the serialised form flattens [`EventData`], whose
+/// derived schema would make every payload's fields appear on every event).
+impl utoipa::PartialSchema for Event {
+    fn schema() -> RefOr<Schema> {
+        let mut one_of = OneOfBuilder::new();
+        let mut mapping = Vec::new();
+        for (kind, name, _) in event_variants() {
+            one_of = one_of.item(Ref::from_schema_name(name));
+            mapping.push((kind.as_str(), format!("#/components/schemas/{name}")));
+        }
+        one_of
+            .description(Some(
+                "One entry of the event log; `type` says which fields it carries.",
+            ))
+            .discriminator(Some(Discriminator::with_mapping("type", mapping)))
+            .into()
+    }
+}
+
+impl ToSchema for Event {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        for (kind, name, payload) in event_variants() {
+            schemas.push((name.to_owned(), variant_schema(kind, payload)));
+        }
+        for (name, schema) in [
+            (Message::name(), Message::schema()),
+            (Conversation::name(), Conversation::schema()),
+            (QrPayload::name(), QrPayload::schema()),
+            (WhatsappStatus::name(), WhatsappStatus::schema()),
+        ] {
+            schemas.push((name.into_owned(), schema));
+        }
+        Message::schemas(schemas);
+        Conversation::schemas(schemas);
+        QrPayload::schemas(schemas);
+        WhatsappStatus::schemas(schemas);
+    }
+}
+
+/// What an event of one type carries beside `seq`, `type` and `createdAt`.
+enum Payload {
+    /// These chat objects, each required.
+    Chat(&'static [(&'static str, &'static str)]),
+    /// The fields of this schema, flattened.
+    Flattened(&'static str),
+}
+
+/// Each event type, its schema's name and its payload.
+fn event_variants() -> [(EventKind, &'static str, Payload); 6] {
+    const BOTH: &[(&str, &str)] = &[("message", "Message"), ("conversation", "Conversation")];
+    [
+        (
+            EventKind::IncomingMessage,
+            "IncomingMessageEvent",
+            Payload::Chat(BOTH),
+        ),
+        (
+            EventKind::MessageSent,
+            "MessageSentEvent",
+            Payload::Chat(BOTH),
+        ),
+        (
+            EventKind::MessageStatus,
+            "MessageStatusEvent",
+            Payload::Chat(&[("message", "Message")]),
+        ),
+        (
+            EventKind::ConversationUpdated,
+            "ConversationUpdatedEvent",
+            Payload::Chat(&[("conversation", "Conversation")]),
+        ),
+        (EventKind::Qr, "QrEvent", Payload::Flattened("QrPayload")),
+        (
+            EventKind::WhatsappStatus,
+            "WhatsappStatusEvent",
+            Payload::Flattened("WhatsappStatus"),
+        ),
+    ]
+}
+
+/// The schema of the events of type `kind`.
+fn variant_schema(kind: EventKind, payload: Payload) -> RefOr<Schema> {
+    let mut common = ObjectBuilder::new()
+        .property(
+            "seq",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .description(Some("The tenant's monotonic sequence number.")),
+        )
+        .required("seq")
+        .property(
+            "type",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([kind.as_str()])),
+        )
+        .required("type")
+        .property(
+            "createdAt",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .required("createdAt");
+    match payload {
+        Payload::Chat(fields) => {
+            for (field, schema) in fields {
+                common = common
+                    .property(*field, Ref::from_schema_name(*schema))
+                    .required(*field);
+            }
+            common.into()
+        }
+        Payload::Flattened(schema) => AllOfBuilder::new()
+            .item(common)
+            .item(Ref::from_schema_name(schema))
+            .into(),
+    }
 }
 
 /// How long events are kept.
@@ -293,7 +423,8 @@ pub fn list_after(
     let Some(oldest) = oldest else {
         return Ok((Vec::new(), newest_ever > after));
     };
-    let truncated = oldest > after + 1;
+    // Saturating: `after` comes from the client, and may be the largest seq there can be.
+    let truncated = oldest > after.saturating_add(1);
     // From the oldest kept event on: expired ones still in the table are not served.
     let mut stmt = conn.prepare_cached(
         "SELECT seq, type, payload, created_at FROM event WHERE seq >= ?1 AND seq > ?2

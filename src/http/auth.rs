@@ -30,12 +30,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
     /// The workspace's name (a brand, or an agency's client).
-    #[schema(example = "Nike EU")]
+    #[schema(schema_with = super::openapi::fields::name)]
     pub tenant_name: String,
     /// The owner's display name.
+    #[schema(schema_with = super::openapi::fields::name)]
     pub name: String,
+    #[schema(schema_with = super::openapi::fields::email)]
     pub email: String,
-    /// 8 to 256 characters.
+    #[schema(schema_with = super::openapi::fields::password)]
     pub password: String,
 }
 
@@ -91,6 +93,7 @@ async fn register(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[schema(schema_with = super::openapi::fields::email)]
     pub email: String,
     pub password: String,
 }
@@ -173,7 +176,7 @@ async fn me(State(state): State<AppState>, caller: CurrentUser) -> ApiResult<Api
 #[serde(rename_all = "camelCase")]
 pub struct ChangePasswordRequest {
     pub current_password: String,
-    /// 8 to 256 characters.
+    #[schema(schema_with = super::openapi::fields::password)]
     pub new_password: String,
 }
 

@@ -42,7 +42,8 @@ pub struct ConversationQuery {
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
     /// Search in contact name (case-insensitive for ASCII) and, when it looks like a phone
-    /// number (digits, spaces, `+ - ( ) .`), in the number's digits.
+    /// number (digits, spaces, `+ - ( ) .`), in the number's digits. No control characters.
+    #[param(pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub q: Option<String>,
     /// Only conversations with unread messages.
     pub unread: Option<bool>,
@@ -101,9 +102,9 @@ async fn list_conversations(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateConversation {
-    /// International format with country code; spaces, dashes and parentheses are ignored.
-    #[schema(example = "+62 812 3456 7890")]
+    #[schema(schema_with = super::openapi::fields::phone)]
     pub contact_number: String,
+    #[schema(schema_with = super::openapi::fields::optional_name)]
     pub contact_name: Option<String>,
 }
 
@@ -204,7 +205,7 @@ async fn list_messages(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SendRequest {
-    /// 1–4096 characters.
+    #[schema(schema_with = super::openapi::fields::content)]
     pub content: String,
 }
 

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// The last `seq` the client has seen (0 for everything kept).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// Page size, 1–1000 (default 500).
     #[param(minimum = 1, maximum = 1000)]

@@ -43,11 +43,30 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The operations whose handler takes `TenantScope` (it opens the caller's tenant file, which
+/// answers 503 `tenant_unavailable` when the file is missing or unusable). Listed by path
+/// (every method of the path) rather than by tag: a tag groups what a reader looks for, not
+/// what a handler touches (the `whatsapp` tag mixes both kinds). A new handler taking
+/// `TenantScope` adds its path here.
+const OPENS_TENANT_FILE: &[&str] = &[
+    "/api/tenant",
+    "/api/conversations",
+    "/api/conversations/{id}",
+    "/api/conversations/{id}/messages",
+    "/api/conversations/{id}/send",
+    "/api/conversations/{id}/read",
+    "/api/events",
+    "/api/integrations/whatsapp/send",
+    "/api/integrations/whatsapp/simulate/incoming",
+    "/api/integrations/whatsapp/simulate/receipt",
+];
+
 /// Adds to every operation the errors that the extractors it uses answer (see `error.rs`),
 /// unless its annotation already describes that status: a JSON body (`ApiJson`) can be
-/// malformed (400), too large (413), not JSON (415) or of the wrong shape (422); a path or
-/// query parameter can be malformed (400); a bearer token can be missing or revoked (401);
-/// and anything can fail inside (500, logged, never detailed).
+/// malformed (400), arrive too slowly (408), be too large (413), not JSON (415) or of the
+/// wrong shape (422); a path or query parameter can be malformed (400); a bearer token can be
+/// missing or revoked (401); the caller's tenant file can be unusable (503, the operations in
+/// [`OPENS_TENANT_FILE`]); and anything can fail inside (500, logged, never detailed).
 fn add_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::ParameterIn;
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -63,7 +82,8 @@ fn add_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
             )
             .build()
     };
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let opens_tenant_file = OPENS_TENANT_FILE.contains(&path.as_str());
         let operations = [
             &mut item.get,
             &mut item.post,
@@ -84,6 +104,10 @@ fn add_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
             if operation.request_body.is_some() {
                 bad_request.push("the body is not valid JSON");
                 errors.extend([
+                    (
+                        "408",
+                        "the body did not arrive within the body-read timeout",
+                    ),
                     ("413", "the body is larger than the configured limit"),
                     ("415", "the body is not `application/json`"),
                     ("422", "a field is missing, of the wrong type or invalid"),
@@ -98,6 +122,12 @@ fn add_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
             if operation.security.is_some() {
                 errors.push(("401", "missing, invalid, expired or revoked token"));
             }
+            if opens_tenant_file {
+                errors.push((
+                    "503",
+                    "`tenant_unavailable`: the tenant's database file is missing or unusable",
+                ));
+            }
             errors.push(("500", "internal error (logged; no detail is given)"));
             let bad_request = bad_request.join("; ");
             if !bad_request.is_empty() {
@@ -111,5 +141,113 @@ fn add_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
                     .or_insert_with(|| error(description.to_owned()).into());
             }
         }
+    }
+}
+
+/// The schemas of the text fields a client sends, with the limits the server checks
+/// (`schema_with` on the request structs), so that a generated client or a fuzzer knows them.
+///
+/// The patterns are the server's text rule ([`crate::text`]) in ECMA-262/Python `re` syntax:
+/// no control characters and at least one character that is neither white space nor
+/// invisible. One gap, kept for portability: the invisible "tag" characters U+E0000–E007F are
+/// astral, which a pattern without the `u` flag cannot name, so a name made only of them
+/// passes the pattern and is refused (422).
+pub(super) mod fields {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{Object, schema::SchemaType};
+
+    /// A one-line text ([`crate::text::line`]): no control characters, something visible.
+    /// Surrounding white space is allowed (it is trimmed), so the length counts it.
+    const LINE: &str = concat!(
+        r"^[^\x00-\x1f\x7f-\x9f]*",
+        r"[^\x00-\x20\x7f-\xa0\xad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f",
+        r"\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0]",
+        r"[^\x00-\x1f\x7f-\x9f]*$",
+    );
+
+    /// A message body ([`crate::text::body`]): line breaks and tabs allowed.
+    const BODY: &str = concat!(
+        r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*",
+        r"[^\x00-\x20\x7f-\xa0\xad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f",
+        r"\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0]",
+        r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$",
+    );
+
+    /// A phone number with its country code ([`crate::chat::normalize_phone`]): a leading `+`
+    /// or `00` (or neither), then 8 to 15 digits not starting with 0, with spaces, dashes, dots
+    /// and parentheses anywhere between them.
+    const PHONE: &str = concat!(
+        r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+        r"(?:\+|[ ().-]*0[ ().-]*0)?[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}[ ().-]*",
+        r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+    );
+
+    fn string(nullable: bool) -> ObjectBuilder {
+        ObjectBuilder::new().schema_type(if nullable {
+            SchemaType::from_iter([Type::String, Type::Null])
+        } else {
+            SchemaType::new(Type::String)
+        })
+    }
+
+    fn line(nullable: bool) -> Object {
+        string(nullable)
+            .min_length(Some(1))
+            .max_length(Some(100))
+            .pattern(Some(LINE))
+            .description(Some("1 to 100 characters, trimmed; no control characters"))
+            .build()
+    }
+
+    /// A display name (of a person, a workspace or a contact).
+    pub fn name() -> Object {
+        line(false)
+    }
+
+    /// A display name that may be left out or null.
+    pub fn optional_name() -> Object {
+        line(true)
+    }
+
+    pub fn email() -> Object {
+        string(false)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(254))
+            .build()
+    }
+
+    /// A new password.
+    pub fn password() -> Object {
+        string(false)
+            .min_length(Some(crate::auth::password::MIN_LEN))
+            .max_length(Some(crate::auth::password::MAX_LEN))
+            .description(Some("8 to 256 characters"))
+            .build()
+    }
+
+    /// A message's text.
+    pub fn content() -> Object {
+        string(false)
+            .min_length(Some(1))
+            .max_length(Some(crate::chat::MAX_CONTENT_CHARS))
+            .pattern(Some(BODY))
+            .description(Some(
+                "1 to 4096 characters, something visible; no control characters but line \
+                 breaks and tabs",
+            ))
+            .build()
+    }
+
+    /// A phone number in international form.
+    pub fn phone() -> Object {
+        string(false)
+            .pattern(Some(PHONE))
+            .description(Some(
+                "International format with its country code (`+` or `00`, or digits that \
+                 start with it): 8 to 15 digits; spaces, dashes, dots and parentheses are \
+                 ignored",
+            ))
+            .examples(["+62 812 3456 7890"])
+            .build()
     }
 }

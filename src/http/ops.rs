@@ -64,18 +64,15 @@ async fn tenant_info(scope: TenantScope) -> ApiResult<ApiJson<TenantInfo>> {
     Ok(ApiJson(TenantInfo { id, schema_version }))
 }
 
-/// Prometheus text exposition of the server's counters.
+/// The media type of `/api/metrics`: the OpenMetrics text format, which Prometheus reads.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// OpenMetrics text exposition of the server's counters.
 #[utoipa::path(get, path = "/api/metrics", tag = "ops",
-    responses((status = 200, content_type = "text/plain", body = String)))]
+    responses((status = 200, content_type = OPENMETRICS, body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = state.metrics.render(state.tenants.open_count());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
+    ([(header::CONTENT_TYPE, OPENMETRICS)], body)
 }
 
 /// This document.

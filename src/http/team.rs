@@ -51,9 +51,12 @@ async fn list_team(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateMember {
+    #[schema(schema_with = super::openapi::fields::name)]
     pub name: String,
+    #[schema(schema_with = super::openapi::fields::email)]
     pub email: String,
-    /// 8 to 256 characters; the member can change it after signing in.
+    /// The member can change it after signing in.
+    #[schema(schema_with = super::openapi::fields::password)]
     pub password: String,
     pub role: Role,
 }
@@ -97,6 +100,7 @@ async fn create_member(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMember {
+    #[schema(schema_with = super::openapi::fields::optional_name)]
     pub name: Option<String>,
     pub role: Option<Role>,
 }

@@ -42,10 +42,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SendToNumber {
-    /// The contact's number, international format.
-    #[schema(example = "+6281234567890")]
+    /// The contact's number.
+    #[schema(schema_with = super::openapi::fields::phone)]
     pub to: String,
-    /// 1–4096 characters.
+    #[schema(schema_with = super::openapi::fields::content)]
     pub content: String,
 }
 
@@ -85,13 +85,16 @@ fn simulated(state: &AppState) -> Result<Arc<Simulated>, ApiError> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SimulatedIncoming {
-    /// The contact's number, international format.
+    /// The contact's number.
+    #[schema(schema_with = super::openapi::fields::phone)]
     pub from: String,
     /// The contact's WhatsApp display name.
     pub push_name: Option<String>,
+    #[schema(schema_with = super::openapi::fields::content)]
     pub content: String,
     /// WhatsApp's message id; give the same id twice to simulate a redelivery. Generated when
-    /// absent.
+    /// absent. 1 to 128 characters, not blank.
+    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
     pub id: Option<String>,
     /// Sent from the tenant's own phone (stored as an agent message to `from`).
     #[serde(default)]
@@ -116,6 +119,7 @@ pub struct SimulatedIncomingResult {
         (status = 401, body = ErrorBody),
         (status = 404, description = "not the simulated backend", body = ErrorBody),
         (status = 422, description = "invalid number or content", body = ErrorBody),
+        (status = 503, description = "`not_stored` (the message could not be stored) or `tenant_unavailable`", body = ErrorBody),
     ))]
 async fn simulate_incoming(
     State(state): State<AppState>,
@@ -126,7 +130,7 @@ async fn simulate_incoming(
     let contact_number = normalize_phone("from", &req.from)?;
     validate_content("content", &req.content)?;
     let whatsapp_id = match req.id {
-        Some(id) if id.trim().is_empty() || id.len() > 128 => {
+        Some(id) if id.trim().is_empty() || id.chars().count() > 128 => {
             return Err(ApiError::validation("id must be 1 to 128 characters"));
         }
         Some(id) => id,
@@ -356,8 +360,8 @@ async fn toggle(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PairCodeRequest {
-    /// The phone's own number, international format.
-    #[schema(example = "+6281234567890")]
+    /// The phone's own number.
+    #[schema(schema_with = super::openapi::fields::phone)]
     pub phone_number: String,
 }
 

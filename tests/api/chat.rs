@@ -448,6 +448,14 @@ async fn bad_chat_input_gets_a_4xx_naming_the_field() {
         "validation_failed",
     );
 
+    // The largest seq there can be: nothing after it (it once overflowed into a 500).
+    let (status, page) = app
+        .get(&format!("/api/events?after={}", i64::MAX), &owner.token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"], serde_json::json!([]));
+    assert_eq!(page["truncated"], false);
+
     let (_, list) = app.get("/api/conversations", &owner.token).await;
     assert_eq!(
         items(&list)[0]["lastMessage"],

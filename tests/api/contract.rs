@@ -121,7 +121,10 @@ async fn the_openapi_document_lists_every_endpoint_with_its_schemas() {
             }
             let mut expected = vec!["500"];
             if operation["requestBody"].is_object() {
-                expected.extend(["400", "413", "415", "422"]);
+                expected.extend(["400", "408", "413", "415", "422"]);
+            }
+            if path.starts_with("/api/conversations") || path == "/api/events" {
+                expected.push("503");
             }
             if operation["security"].is_array() {
                 expected.push("401");
@@ -152,6 +155,43 @@ async fn the_openapi_document_lists_every_endpoint_with_its_schemas() {
         "#/components/schemas/ErrorBody"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+    // An event is one of its types, told apart by `type`, each with only its own fields.
+    let event = &schemas["Event"];
+    assert_eq!(event["discriminator"]["propertyName"], "type");
+    let mapping = event["discriminator"]["mapping"].as_object().unwrap();
+    assert_eq!(mapping.len(), 6, "{mapping:?}");
+    let qr = &schemas["QrEvent"]["allOf"];
+    assert_eq!(
+        qr[0]["properties"]["type"]["enum"],
+        serde_json::json!(["qr"])
+    );
+    assert_eq!(qr[1]["$ref"], "#/components/schemas/QrPayload");
+    let status = &schemas["MessageStatusEvent"];
+    assert_eq!(
+        status["required"],
+        serde_json::json!(["seq", "type", "createdAt", "message"])
+    );
+    // /api/metrics is documented as what it answers.
+    let metrics = &doc["paths"]["/api/metrics"]["get"]["responses"]["200"]["content"];
+    assert!(
+        metrics
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|t| t.starts_with("application/openmetrics-text")),
+        "{metrics}"
+    );
+    // Limits are in the schemas, not only in prose.
+    let register = &schemas["RegisterRequest"]["properties"];
+    assert_eq!(register["email"]["format"], "email");
+    assert_eq!(register["password"]["minLength"], 8);
+    assert_eq!(register["password"]["maxLength"], 256);
+    assert_eq!(register["name"]["maxLength"], 100);
+    assert_eq!(
+        schemas["SendRequest"]["properties"]["content"]["maxLength"],
+        4096
+    );
 }
 
 #[tokio::test]
