@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
-venv=target/schemathesis-venv
+target="${CARGO_TARGET_DIR:-target}"
+venv="$target/schemathesis-venv"
 if [[ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != *"$SCHEMATHESIS_VERSION" ]]; then
     # Debian's python3 has venv without ensurepip (it is in python3-venv), and refuses
     # system-wide pip installs: hence a venv, and the package when it is missing.
@@ -28,7 +29,7 @@ cargo build --quiet
 work="$(mktemp -d)"
 port="${SCHEMATHESIS_PORT:-$((20000 + RANDOM % 20000))}"
 base="http://127.0.0.1:$port"
-target/debug/aezen --whatsapp simulated --data-dir "$work/data" --sessions-dir "$work/sessions" \
+"$target/debug/aezen" --whatsapp simulated --data-dir "$work/data" --sessions-dir "$work/sessions" \
     --listen "127.0.0.1:$port" \
     --login-per-ip-per-minute 100000 --login-per-account-per-minute 100000 \
     >"$work/server.log" 2>&1 &

@@ -35,6 +35,12 @@ pub use config::Config;
 pub use startup::Application;
 pub use state::AppState;
 
+/// The log filter when `RUST_LOG` is unset. whatsapp-rust's connection life cycle logs each
+/// failed attempt at ERROR and its retry schedule at INFO; AEZEN logs every attempt itself,
+/// with its reason, as one WARN line ("WhatsApp unreachable; retrying"), so the crate's lines
+/// are left out (`RUST_LOG=info` brings them back).
+pub const DEFAULT_LOG: &str = "info,whatsapp_rust::client::lifecycle=off";
+
 /// `MALLOC_ARENA_MAX` the `aezen` binary runs with unless the environment already sets it.
 ///
 /// glibc gives each thread that allocates its own malloc arena, up to 8 per core. SQLite

@@ -4,17 +4,12 @@ use aezen::{Application, Config};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-/// The log filter when `RUST_LOG` is unset. whatsapp-rust's connection life cycle logs each
-/// failed attempt at ERROR and its retry schedule at INFO; AEZEN logs every attempt itself,
-/// with its reason, as one WARN line ("WhatsApp unreachable; retrying"), so the crate's lines
-/// are left out (`RUST_LOG=info` brings them back).
-const DEFAULT_LOG: &str = "info,whatsapp_rust::client::lifecycle=off";
-
 fn main() -> anyhow::Result<()> {
     cap_malloc_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(aezen::DEFAULT_LOG)),
         )
         .init();
     let config = Config::parse();

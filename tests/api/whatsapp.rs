@@ -512,3 +512,66 @@ async fn a_send_whatsapp_refuses_fails_with_its_reason_and_does_not_hold_up_the_
         .expect("a message_status event for the refusal");
     assert_eq!(failed["message"]["failureReason"], reason);
 }
+
+/// Everything logged in this test process, as the binary formats it (no colours).
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_real_session_that_cannot_connect_logs_one_warn_line_per_attempt() {
+    use tracing_subscriber::util::SubscriberInitExt;
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    // The process's one subscriber, with the binary's default filter; whatsapp-rust logs
+    // through `log`, which `try_init` bridges, as `main`'s `init` does.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(aezen::DEFAULT_LOG))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish()
+        .try_init()
+        .expect("no other test installs a subscriber");
+
+    let app =
+        crate::helpers::spawn_app_with(|c| c.whatsapp = aezen::config::BackendKind::Real).await;
+    let owner = app.register("Quiet Logs").await;
+    app.toggle(&owner).await;
+    let text = || String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let ours = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains(&owner.tenant_id) && l.contains("retrying"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    app.wait_until(|| async { ours(&text()).len() >= 2 }).await;
+    let text = text();
+    for line in ours(&text) {
+        assert!(
+            line.contains(" WARN ") && line.contains("WhatsApp unreachable; retrying"),
+            "{line}"
+        );
+        assert!(
+            line.contains("cannot reach WhatsApp"),
+            "the reason is on the line: {line}"
+        );
+    }
+    assert!(
+        !text.contains("whatsapp_rust::client::lifecycle"),
+        "the crate's own retry lines are left out: {text}"
+    );
+    assert!(
+        !text.contains("WhatsApp disconnected"),
+        "one line per attempt: {text}"
+    );
+    app.toggle(&owner).await;
+}
