@@ -35,7 +35,7 @@ export function setUnauthorizedHandler(handler: Unauthorized): void {
 
 const PLAIN: Record<string, string> = {
   invalid_credentials: "That email and password don't match an account.",
-  email_taken: "An account with this email already exists. Sign in instead?",
+  email_taken: "An account with this email already exists (an email belongs to one workspace).",
   rate_limited: "Too many attempts. Please wait a moment and try again.",
   wrong_password: "Your current password is not correct.",
   last_owner: "A workspace must keep at least one owner.",
