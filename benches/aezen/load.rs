@@ -43,6 +43,23 @@ impl Load {
         percentile_ms(&self.latencies, q)
     }
 
+    /// Counts one request that started at `started`: its latency if it succeeded, else the
+    /// error (the first three kept as samples).
+    pub(crate) fn record(&mut self, outcome: Result<(), String>, started: Instant) {
+        match outcome {
+            Ok(()) => {
+                self.ok += 1;
+                self.latencies.push(micros(started));
+            }
+            Err(e) => {
+                self.errors += 1;
+                if self.error_samples.len() < 3 {
+                    self.error_samples.push(e);
+                }
+            }
+        }
+    }
+
     pub(crate) fn absorb(&mut self, other: Load) {
         self.ok += other.ok;
         self.errors += other.errors;
@@ -156,18 +173,7 @@ async fn load(http: &reqwest::Client, concurrency: usize, duration: Duration, si
                     }
                     Err(e) => Err(format!("send: {e}")),
                 };
-                match outcome {
-                    Ok(()) => {
-                        mine.ok += 1;
-                        mine.latencies.push(micros(t0));
-                    }
-                    Err(e) => {
-                        mine.errors += 1;
-                        if mine.error_samples.len() < 3 {
-                            mine.error_samples.push(e);
-                        }
-                    }
-                }
+                mine.record(outcome, t0);
             }
             mine
         });

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::Scale;
 use crate::children::{Proc, wait_healthy, wait_idle};
-use crate::load::{CpuMark, Load, micros};
+use crate::load::{CpuMark, Load};
 use crate::procfs::rss_breakdown;
 use crate::report::{Report, describe_load, log_detail, mib, step};
 
@@ -146,18 +146,7 @@ async fn logins(
                     Ok(res) => Err(format!("status {}", res.status())),
                     Err(e) => Err(format!("send: {e}")),
                 };
-                match outcome {
-                    Ok(()) => {
-                        mine.ok += 1;
-                        mine.latencies.push(micros(t0));
-                    }
-                    Err(e) => {
-                        mine.errors += 1;
-                        if mine.error_samples.len() < 3 {
-                            mine.error_samples.push(e);
-                        }
-                    }
-                }
+                mine.record(outcome, t0);
             }
             mine
         });
