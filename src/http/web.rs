@@ -6,9 +6,10 @@
 //! - Any other non-API path gets `index.html`, so client-side routes survive a reload.
 //!   `/api/*` keeps its JSON 404, and `/socket.io` is the Socket.IO layer's.
 //! - Every page carries a Content-Security-Policy that allows only this origin (no inline
-//!   script, no framing), and `X-Content-Type-Options: nosniff`.
+//!   script, no framing); the headers every response gets (`nosniff`, `X-Frame-Options`,
+//!   `Referrer-Policy`) are the router's (`security_headers` in `http/mod.rs`).
 
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::Embed;
 
@@ -31,12 +32,7 @@ pub async fn fallback(method: Method, uri: Uri) -> Response {
         return super::unknown_route(method, uri).await.into_response();
     }
     if method != Method::GET && method != Method::HEAD {
-        return ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{method} is not allowed on {}", super::json::bounded(path)),
-        )
-        .into_response();
+        return super::method_not_allowed(method, uri).await.into_response();
     }
     let name = path.trim_start_matches('/');
     match Assets::get(name).filter(|_| !name.is_empty()) {
@@ -67,11 +63,6 @@ fn asset(name: &str, file: rust_embed::EmbeddedFile) -> Response {
             (
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-            ),
-            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-            (
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
             ),
         ],
         file.data,
