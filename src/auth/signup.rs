@@ -38,12 +38,10 @@ pub async fn sign_up(
     req: SignUp,
 ) -> Result<SignedUp, ApiError> {
     // Every field is checked before the (costly) hash, in the order the form has them.
-    users::normalize_name("tenantName", &req.tenant_name)?;
-    users::normalize_name("name", &req.name)?;
-    users::normalize_email("email", &req.email)?;
+    let owner = Owner::from_request(&req)?;
     password::validate_new("password", &req.password)?;
-    let hash = passwords.hash(req.password.clone()).await?;
-    sign_up_hashed(master, tenants, tokens, req, &hash).await
+    let hash = passwords.hash(req.password).await?;
+    register(master, tenants, tokens, owner, hash).await
 }
 
 /// [`sign_up`] with the password's hash already computed (`req.password` is not read): for
@@ -55,11 +53,39 @@ pub async fn sign_up_hashed(
     req: SignUp,
     hash: &str,
 ) -> Result<SignedUp, ApiError> {
-    let tenant_name = users::normalize_name("tenantName", &req.tenant_name)?;
-    let name = users::normalize_name("name", &req.name)?;
-    let email = users::normalize_email("email", &req.email)?;
-    let hash = hash.to_owned();
+    let owner = Owner::from_request(&req)?;
+    register(master, tenants, tokens, owner, hash.to_owned()).await
+}
 
+/// A sign-up's names and email, normalised (errors name the field).
+struct Owner {
+    tenant_name: String,
+    name: String,
+    email: String,
+}
+
+impl Owner {
+    fn from_request(req: &SignUp) -> Result<Self, ApiError> {
+        Ok(Self {
+            tenant_name: users::normalize_name("tenantName", &req.tenant_name)?,
+            name: users::normalize_name("name", &req.name)?,
+            email: users::normalize_email("email", &req.email)?,
+        })
+    }
+}
+
+async fn register(
+    master: &Db,
+    tenants: &TenantPools,
+    tokens: &Tokens,
+    owner: Owner,
+    hash: String,
+) -> Result<SignedUp, ApiError> {
+    let Owner {
+        tenant_name,
+        name,
+        email,
+    } = owner;
     let now = Utc::now();
     let tenant = Tenant {
         id: TenantId::new(),
