@@ -126,7 +126,6 @@ impl Application {
             shutdown_grace: Duration::from_secs(state.config.shutdown_grace_secs),
         };
         serve(listener, router, limits, state.metrics.clone(), shutdown).await;
-        let served = Ok(());
         housekeeping.abort();
         resume.abort();
         state.whatsapp.shutdown().await;
@@ -134,7 +133,7 @@ impl Application {
         state.outbox.shutdown();
         state.tenants.clear().await;
         tracing::info!("AEZEN stopped");
-        served
+        Ok(())
     }
 }
 

@@ -57,9 +57,9 @@ impl Inbox {
         to: Recipient,
         content: String,
     ) -> Result<Message, ApiError> {
-        let number = match &to {
-            Recipient::Number(raw) => Some(normalize_phone("to", raw)?),
-            Recipient::Conversation(_) => None,
+        let to = match to {
+            Recipient::Number(raw) => Recipient::Number(normalize_phone("to", &raw)?),
+            conversation => conversation,
         };
         validate_content("content", &content)?;
         let tenant = db.tenant();
@@ -69,14 +69,13 @@ impl Inbox {
                 db.open().await?,
                 tenant,
                 move |tx, appended| {
-                    let conversation = match (to, number) {
-                        (Recipient::Conversation(id), _) => existing(tx, id)?.id,
-                        (Recipient::Number(_), Some(number)) => {
+                    let conversation = match to {
+                        Recipient::Conversation(id) => existing(tx, id)?.id,
+                        Recipient::Number(number) => {
                             store::upsert_conversation(tx, &number, None, to_millis(now()))?
                                 .0
                                 .id
                         }
-                        (Recipient::Number(_), None) => unreachable!("normalised above"),
                     };
                     accept_outgoing(tx, appended, conversation, content, author)
                 },
