@@ -12,7 +12,7 @@ import sys
 LAYERS = [
     ["ids", "time"],
     ["error", "metrics", "locks", "config"],
-    ["text"],
+    ["text", "logging"],
     ["db"],
     ["tenancy"],
     ["chat", "auth::users", "auth::password", "auth::token", "auth::rate_limit", "whatsapp"],

@@ -51,14 +51,17 @@ pub enum Durability {
 }
 
 impl Db {
-    /// Runs `f` with a pooled connection on tokio's blocking pool.
+    /// Runs `f` with a pooled connection on tokio's blocking pool, inside the caller's
+    /// tracing span (so what it logs carries the request's id).
     pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _span = span.entered();
             let mut conn = pool
                 .get()
                 .map_err(|e| ApiError::internal("sqlite pool checkout", e))?;

@@ -3,7 +3,8 @@
 //! The modules form layers; each imports only from the layers below it (the rule and the
 //! map: `docs/ARCHITECTURE.md`, checked by `.ci/layers.py`):
 //!
-//! 1. foundation — [`ids`], [`time`], [`error`], [`text`], [`metrics`], [`locks`], [`config`]
+//! 1. foundation — [`ids`], [`time`], [`error`], [`text`], [`metrics`], [`locks`], [`config`],
+//!    [`logging`] (the subscriber the binary installs)
 //! 2. storage — [`db`], then [`tenancy`] (the registry and the per-tenant files)
 //! 3. the domain model and its SQL — `chat::{mod, store}`, `auth::users`, [`events`], and
 //!    the WhatsApp port (`whatsapp::mod`) with its backends (`real`, `simulated`)
@@ -22,6 +23,7 @@ pub(crate) mod events;
 pub(crate) mod http;
 pub(crate) mod ids;
 pub(crate) mod locks;
+pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod realtime;
 pub mod startup;

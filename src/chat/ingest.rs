@@ -86,9 +86,10 @@ impl Ingest {
             Err(err) => Err(err),
         };
         match outcome {
-            Ok(replies) => {
+            Ok(Written { replies, stored }) => {
                 self.metrics.ingest_transactions.inc();
                 self.metrics.ingest_events.inc_by(count);
+                self.metrics.messages_in.inc_by(stored);
                 for (reply, result) in replies {
                     let _ = reply.send(result);
                 }
@@ -102,21 +103,32 @@ impl Ingest {
     }
 }
 
-type Replies = Vec<(oneshot::Sender<Ingested>, Ingested)>;
+/// What one tenant's transaction did: the answers its backend waits for, and how many new
+/// messages it stored.
+struct Written {
+    replies: Vec<(oneshot::Sender<Ingested>, Ingested)>,
+    stored: u64,
+}
 
 /// Applies a tenant's inbound messages and receipts in one transaction.
 fn write_batch(
     tx: &Transaction<'_>,
     appended: &mut Appended,
     writes: Vec<InboundEvent>,
-) -> Result<Replies, ApiError> {
-    let mut replies = Vec::new();
+) -> Result<Written, ApiError> {
+    let mut written = Written {
+        replies: Vec::new(),
+        stored: 0,
+    };
     for write in writes {
         match write {
             InboundEvent::Message { message, stored } => {
                 let result = store_incoming(tx, appended, message)?;
+                if matches!(result, Ingested::Stored(_)) {
+                    written.stored += 1;
+                }
                 if let Some(reply) = stored {
-                    replies.push((reply, result));
+                    written.replies.push((reply, result));
                 }
             }
             InboundEvent::Receipt {
@@ -136,7 +148,7 @@ fn write_batch(
             InboundEvent::Session(_) => {}
         }
     }
-    Ok(replies)
+    Ok(written)
 }
 
 /// Stores one incoming message (or recognises a redelivery) and its event.
@@ -266,6 +278,11 @@ mod tests {
             world.metrics.ingest_transactions.get(),
             2,
             "one commit per stored tenant"
+        );
+        assert_eq!(
+            world.metrics.messages_in.get(),
+            4,
+            "new messages stored; neither the redelivery nor the unknown tenant's"
         );
         assert_eq!(message_count(&world, a).await, 2);
         assert_eq!(message_count(&world, b).await, 2);

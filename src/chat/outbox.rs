@@ -9,9 +9,12 @@
 //! queue *is* the `message` table.
 //!
 //! One worker task per tenant with work; it exits after a quiet spell.
+//!
+//! The outbox keeps its own tallies ([`OutboxCounts`]: what it sent, what WhatsApp refused,
+//! how deep each tenant's queue is), which `/api/metrics` reads at each scrape.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -43,6 +46,51 @@ struct Inner {
     workers: Mutex<HashMap<TenantId, Worker>>,
     /// Tenants whose queue was resumed since start-up (see [`Outbox::resume`]).
     resumed: Mutex<HashSet<TenantId>>,
+    tally: Tally,
+}
+
+/// What the outbox has done since start-up, and what it knows is waiting.
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    failed: AtomicU64,
+    /// Per tenant with messages waiting: its pending messages as counted when its outbox
+    /// last looked at the queue, less those settled since.
+    pending: Mutex<HashMap<TenantId, u64>>,
+}
+
+impl Tally {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, u64>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn counted(&self, tenant: TenantId, queued: u64) {
+        let mut pending = self.pending();
+        if queued == 0 {
+            pending.remove(&tenant);
+        } else {
+            pending.insert(tenant, queued);
+        }
+    }
+
+    fn settled(&self, tenant: TenantId, settled: u64) {
+        if let Some(queued) = self.pending().get_mut(&tenant) {
+            *queued = queued.saturating_sub(settled);
+        }
+    }
+}
+
+/// The outbox's figures for `/api/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Messages `pending` (those being sent included) in the tenants opened since start-up,
+    /// as counted whenever a tenant's outbox looks at its queue (on a send, a session
+    /// connecting, the tenant's first open) and lowered as they are settled.
+    pub pending: u64,
+    /// Messages handed to WhatsApp since start-up that WhatsApp took.
+    pub sent: u64,
+    /// Messages handed to WhatsApp since start-up that it refused for good (`failed`).
+    pub failed: u64,
 }
 
 struct Worker {
@@ -60,7 +108,18 @@ impl Outbox {
             events,
             workers: Mutex::new(HashMap::new()),
             resumed: Mutex::new(HashSet::new()),
+            tally: Tally::default(),
         }))
+    }
+
+    /// What the outbox has sent and refused since start-up, and what it knows is waiting.
+    pub fn counts(&self) -> OutboxCounts {
+        let tally = &self.0.tally;
+        OutboxCounts {
+            pending: tally.pending().values().sum(),
+            sent: tally.sent.load(Ordering::Relaxed),
+            failed: tally.failed.load(Ordering::Relaxed),
+        }
     }
 
     /// A handle that does not keep the outbox alive (for the tenant pools' open hook, which
@@ -152,7 +211,7 @@ async fn run(outbox: Outbox, tenant: TenantId, wake: Arc<Notify>, dirty: Arc<Ato
 }
 
 /// Sends every pending message of `tenant`, oldest first, until the queue is empty or the
-/// session is down.
+/// session is down. It first counts the queue (for [`Outbox::counts`]), connected or not.
 ///
 /// Outcomes are recorded in one transaction per [`SETTLE_EVERY`] of sending (or per batch,
 /// whichever ends first) rather than one per message. A crash between a send and its record
@@ -161,15 +220,21 @@ async fn run(outbox: Outbox, tenant: TenantId, wake: Arc<Notify>, dirty: Arc<Ato
 /// network round trip.
 async fn drain(outbox: &Outbox, tenant: TenantId) -> Result<(), ApiError> {
     let Inner {
-        whatsapp, events, ..
+        whatsapp,
+        events,
+        tally,
+        ..
     } = &*outbox.0;
-    if !whatsapp.is_connected(tenant) {
+    let db = events.tenants.get(tenant).await?;
+    let queued = db.run(|conn| Ok(store::pending_count(conn)?)).await?;
+    tally.counted(tenant, queued);
+    if queued == 0 || !whatsapp.is_connected(tenant) {
         return Ok(());
     }
-    let db = events.tenants.get(tenant).await?;
     loop {
         let batch = db.run(|conn| Ok(store::pending(conn, BATCH)?)).await?;
         if batch.is_empty() {
+            tally.counted(tenant, 0);
             return Ok(());
         }
         let mut batch = batch.into_iter().peekable();
@@ -182,19 +247,27 @@ async fn drain(outbox: &Outbox, tenant: TenantId) -> Result<(), ApiError> {
                     .send_text(tenant, &item.to, &item.message.content)
                     .await
                 {
-                    Ok(whatsapp_id) => Ok(whatsapp_id),
+                    Ok(whatsapp_id) => {
+                        tally.sent.fetch_add(1, Ordering::Relaxed);
+                        Ok(whatsapp_id)
+                    }
                     Err(SendError::NotConnected) => {
                         session_down = true;
                         break;
                     }
-                    Err(SendError::Rejected(reason)) => Err(reason),
+                    Err(SendError::Rejected(reason)) => {
+                        tally.failed.fetch_add(1, Ordering::Relaxed);
+                        Err(reason)
+                    }
                 };
                 outcomes.push((item.message.id, outcome));
                 if started.elapsed() >= SETTLE_EVERY {
                     break;
                 }
             }
+            let settled = outcomes.len() as u64;
             settle(events, &db, tenant, outcomes).await?;
+            tally.settled(tenant, settled);
             if session_down {
                 return Ok(());
             }
@@ -355,12 +428,19 @@ mod tests {
             ("pending".to_owned(), None),
             "a send that did not go out stays queued"
         );
+        let counts = outbox.counts();
+        assert_eq!(
+            (counts.pending, counts.sent, counts.failed),
+            (1, 0, 0),
+            "the outbox knows the message waits"
+        );
 
         // A session that comes back kicks the queue: the same message goes out, once.
         outbox.kick(tenant);
         let wa_id = wait_for(&world, tenant, message.id, "sent").await;
         assert_eq!(wa_id.as_deref(), Some("WA-1"));
         assert_eq!(whatsapp.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(outbox.counts().sent, 1, "counted once it went out");
         let statuses: i64 = world
             .query(tenant, |conn| {
                 conn.query_row(

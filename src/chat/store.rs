@@ -477,6 +477,15 @@ pub fn pending(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Pending>> 
     .collect()
 }
 
+/// How many messages are pending (the outbox's depth; read from the partial index of
+/// pending messages, so it costs what the queue holds, not what the file holds).
+pub fn pending_count(conn: &Connection) -> rusqlite::Result<u64> {
+    let count: i64 = conn
+        .prepare_cached("SELECT count(*) FROM message WHERE status = 'pending'")?
+        .query_row([], |row| row.get(0))?;
+    Ok(count.unsigned_abs())
+}
+
 /// Moves a pending message to `sent` (with its WhatsApp id) or `failed` (with the reason).
 /// Returns the updated message, or `None` if it was no longer pending.
 pub fn settle(

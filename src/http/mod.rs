@@ -16,17 +16,30 @@ pub mod team;
 pub mod web;
 pub mod whatsapp;
 
+use std::time::Instant;
+
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The header that carries a request's id, both ways: a client (or a proxy in front) may
+/// send one, and every response carries the id its request was logged under.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest `x-request-id` a client may choose; a longer one is replaced.
+const MAX_REQUEST_ID: usize = 128;
 
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -39,6 +52,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The whole HTTP surface (the Socket.IO layer is added by start-up).
+///
+/// The layers run after routing (so they see the matched route), outermost last: a request
+/// first gets its id, then its `request` span, then is counted and timed, and only then meets
+/// CORS, the timeouts and limits, whose refusals are counted and logged like any answer.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api_routes().split_for_parts();
     api.fallback(web::fallback)
@@ -52,11 +69,74 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             std::time::Duration::from_secs(state.config.body_read_timeout_secs),
         ))
-        .layer(TraceLayer::new_for_http())
         .layer(tower::util::option_layer(cors(
             &state.config.cors_allow_origins,
         )))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_request,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(tower::util::MapRequestLayer::new(
+            drop_unusable_request_id::<Body>,
+        ))
         .with_state(state)
+}
+
+/// Removes an `x-request-id` the server will not log under: more than one, empty, longer
+/// than [`MAX_REQUEST_ID`], or with anything but letters, digits and `-_.:+/=` (so an id
+/// never breaks a log line or smuggles text into one). The request then gets a fresh one.
+fn drop_unusable_request_id<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let usable = {
+        let mut ids = request.headers().get_all(&REQUEST_ID).iter();
+        match (ids.next(), ids.next()) {
+            (None, _) => return request,
+            (Some(id), None) => usable_request_id(id.as_bytes()),
+            (Some(_), Some(_)) => false,
+        }
+    };
+    if !usable {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
+
+fn usable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=".contains(b))
+}
+
+/// The span every line logged while handling a request is written in: its id (the one in the
+/// `x-request-id` response header), its method and the route template it matched — never
+/// its path or query, which can hold a phone number.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(crate::metrics::UNMATCHED, MatchedPath::as_str);
+    tracing::info_span!("request", request_id = %request_id, method = %request.method(), route = %route)
+}
+
+/// Counts every answered request by method, route template and status, and times it (until
+/// its response head is ready; a streamed body's transfer is not included).
+async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http_request(&method, route, response.status(), started.elapsed());
+    response
 }
 
 /// A body declared larger than the limit is refused from its `Content-Length` alone. The
@@ -137,7 +217,8 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 Method::PATCH,
                 Method::DELETE,
             ])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+            .expose_headers([REQUEST_ID])
             .max_age(std::time::Duration::from_secs(600))
     })
 }

@@ -40,7 +40,42 @@ impl Modify for BearerAuth {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = super::api_routes().split_for_parts().1;
     add_extractor_errors(&mut doc);
+    add_request_id_header(&mut doc);
     doc
+}
+
+/// Documents on every response the `x-request-id` header that every response carries (see
+/// `http::drop_unusable_request_id` for the ids a client may choose itself).
+fn add_request_id_header(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{Object, RefOr, Type};
+
+    let header = HeaderBuilder::new()
+        .schema(Object::with_type(Type::String))
+        .description(Some(
+            "The request's id, on every log line written while it was handled: the \
+             `x-request-id` the request carried if it was 1–128 letters, digits or `-_.:+/=`, \
+             else a new UUID.",
+        ))
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response
+                        .headers
+                        .insert(super::REQUEST_ID.to_string(), header.clone());
+                }
+            }
+        }
+    }
 }
 
 /// The operations whose handler takes `TenantScope` (it opens the caller's tenant file, which

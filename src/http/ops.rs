@@ -12,6 +12,7 @@ use super::extract::TenantScope;
 use super::json::{ApiJson, ApiResult};
 use crate::error::ErrorBody;
 use crate::ids::TenantId;
+use crate::metrics::Scrape;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -67,12 +68,48 @@ async fn tenant_info(scope: TenantScope) -> ApiResult<ApiJson<TenantInfo>> {
 /// The media type of `/api/metrics`: the OpenMetrics text format, which Prometheus reads.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// OpenMetrics text exposition of the server's counters.
+/// OpenMetrics text exposition of the server's counters (README lists them).
 #[utoipa::path(get, path = "/api/metrics", tag = "ops",
     responses((status = 200, content_type = OPENMETRICS, body = String)))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state.metrics.render(state.tenants.open_count());
-    ([(header::CONTENT_TYPE, OPENMETRICS)], body)
+async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let backups = state.master.run(|conn| Ok(last_backups(conn)?)).await?;
+    let outbox = state.outbox.counts();
+    let scrape = Scrape {
+        open_tenants: state.tenants.open_count(),
+        sessions: state
+            .sessions
+            .count_by_state()
+            .into_iter()
+            .map(|(state, n)| (state.as_str(), n))
+            .collect(),
+        outbox_pending: outbox.pending,
+        messages_sent: outbox.sent,
+        messages_failed: outbox.failed,
+        backups,
+    };
+    let body = state.metrics.render(&scrape);
+    Ok(([(header::CONTENT_TYPE, OPENMETRICS)], body))
+}
+
+/// Each backed-up tenant's id and the Unix time of its last backup (`tenant.backed_up_at`,
+/// written by `aezen backup`). A stamp that is not RFC 3339 is left out, and logged.
+fn last_backups(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut statement =
+        conn.prepare_cached("SELECT id, backed_up_at FROM tenant WHERE backed_up_at IS NOT NULL")?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+    })?;
+    let mut backups = Vec::new();
+    for row in rows {
+        let (tenant, stamp) = row?;
+        match chrono::DateTime::parse_from_rfc3339(&stamp) {
+            Ok(at) => backups.push((tenant, at.timestamp())),
+            Err(err) => {
+                tracing::warn!(tenant, stamp, error = %err, "backup stamp is not RFC 3339");
+            }
+        }
+    }
+    Ok(backups)
 }
 
 /// This document.

@@ -208,6 +208,32 @@ pub enum SessionState {
 }
 
 impl SessionState {
+    /// Every state, in the order of the life cycle.
+    pub const ALL: [Self; 8] = [
+        Self::Disconnected,
+        Self::Connecting,
+        Self::Qr,
+        Self::PairCode,
+        Self::Connected,
+        Self::LoggedOut,
+        Self::Banned,
+        Self::Failed,
+    ];
+
+    /// Its name in the API (`pair_code`) and in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disconnected => "disconnected",
+            Self::Connecting => "connecting",
+            Self::Qr => "qr",
+            Self::PairCode => "pair_code",
+            Self::Connected => "connected",
+            Self::LoggedOut => "logged_out",
+            Self::Banned => "banned",
+            Self::Failed => "failed",
+        }
+    }
+
     /// On: connecting, pairing or connected.
     pub fn is_on(self) -> bool {
         matches!(
@@ -248,6 +274,21 @@ impl WhatsappStatus {
             reason: None,
             pair_code: None,
             expires_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SessionState;
+
+    #[test]
+    fn a_state_is_named_in_metrics_as_in_the_api() {
+        for state in SessionState::ALL {
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::Value::from(state.as_str())
+            );
         }
     }
 }

@@ -109,6 +109,20 @@ impl Sessions {
         )
     }
 
+    /// How many sessions are in each state (every state, zero or not), among the tenants
+    /// seen since start-up: those whose session was started, resumed or reported. A tenant
+    /// that never linked has no session and is not counted.
+    pub fn count_by_state(&self) -> Vec<(SessionState, u64)> {
+        let entries = self.entries();
+        SessionState::ALL
+            .into_iter()
+            .map(|state| {
+                let n = entries.values().filter(|e| e.status.state == state).count();
+                (state, n as u64)
+            })
+            .collect()
+    }
+
     /// The QR code being shown, if it has not expired.
     pub fn current_qr(&self, tenant: TenantId) -> Option<String> {
         let entries = self.entries();

@@ -8,6 +8,7 @@ mod contract;
 mod headers;
 mod helpers;
 mod hygiene;
+mod metrics;
 mod socketio_js;
 mod sockets;
 mod team;
