@@ -128,6 +128,11 @@ pub struct Config {
     #[arg(long, env = "AEZEN_EVENT_RETENTION_COUNT", default_value_t = 10_000)]
     pub event_retention_count: u64,
 
+    /// Log line format: `text` (human-readable) or `json` (one JSON object per line, with the
+    /// request id on every line logged while a request is handled).
+    #[arg(long, env = "AEZEN_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
     /// Password hashes computed at once (each takes ~19 MiB and a core for tens of ms).
     /// Defaults to the number of cores.
     #[arg(long, env = "AEZEN_HASH_CONCURRENCY")]
@@ -166,6 +171,13 @@ impl Config {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
         })
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Which backend serves WhatsApp.

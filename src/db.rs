@@ -340,6 +340,14 @@ pub fn open_connection(
     Ok(conn)
 }
 
+/// Opens an existing file for an inspection or a copy (its version, an integrity check, a
+/// backup), with the same locking as the server's connections and none of their settings:
+/// never creates, migrates or writes it.
+pub fn open_existing(path: &Path, lock: FileLock) -> rusqlite::Result<Connection> {
+    let (target, flags) = open_target(path, lock);
+    Connection::open_with_flags(target, flags)
+}
+
 /// Why a schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {

@@ -100,6 +100,19 @@ impl ApiError {
         )
     }
 
+    /// 503 while an operation (restore, import, delete, compact) has the tenant's file out of
+    /// service: a moment, then the request can be retried.
+    pub fn tenant_busy() -> Self {
+        Self {
+            retry_after_secs: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "tenant_busy",
+                "this workspace is under maintenance for a moment; retry shortly",
+            )
+        }
+    }
+
     /// 500: logs `context` and the cause, answers a generic message.
     pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
         tracing::error!(context, error = %cause, "internal error");
@@ -133,6 +146,8 @@ impl std::fmt::Display for ApiError {
         write!(f, "{}: {}", self.code, self.message)
     }
 }
+
+impl std::error::Error for ApiError {}
 
 impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> Self {

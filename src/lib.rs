@@ -16,6 +16,7 @@
 pub(crate) mod auth;
 pub mod bench;
 pub(crate) mod chat;
+pub mod cli;
 pub mod config;
 pub(crate) mod db;
 pub(crate) mod error;
@@ -25,6 +26,7 @@ pub(crate) mod ids;
 pub(crate) mod locks;
 pub mod logging;
 pub(crate) mod metrics;
+pub mod ops;
 pub(crate) mod realtime;
 pub mod startup;
 pub mod state;
@@ -43,22 +45,27 @@ pub use state::AppState;
 /// are left out (`RUST_LOG=info` brings them back).
 pub const DEFAULT_LOG: &str = "info,whatsapp_rust::client::lifecycle=off";
 
-/// `MALLOC_ARENA_MAX` the `aezen` binary runs with unless the environment already sets it.
+/// The jemalloc settings the `aezen` binary runs with unless the environment sets
+/// [`MALLOC_CONF_VAR`] itself.
 ///
-/// glibc gives each thread that allocates its own malloc arena, up to 8 per core. SQLite
-/// connections are opened, used and closed on different blocking threads, so a server with
-/// many tenants leaves freed connection memory scattered over a dozen or more arenas, none of
-/// which can hand it to another. With 4 arenas, the 1,000-tenant benchmark's peak RSS fell by
-/// about a fifth at the same throughput (docs/PERFORMANCE.md). glibc reads the value before
-/// `main` runs, so the binary re-executes itself once to set it ([`malloc_arena_cap`]).
-pub const MALLOC_ARENA_MAX: &str = "4";
+/// The binary allocates with jemalloc (its `#[global_allocator]`), configured to hand freed
+/// memory back to the system within about a second, by a background thread: with glibc's
+/// malloc, memory freed in the middle of its heaps stayed resident for good — 2,000 idle
+/// connections closed left ~26 MiB behind, and every further burst crept higher; glibc's own
+/// `malloc_trim` gave it all back, which showed the memory was free, not leaked (benchmark
+/// row 10, docs/PERFORMANCE.md). jemalloc reads the variable before `main` runs, so the binary
+/// re-executes itself once to set it ([`allocator_env`]).
+pub const MALLOC_CONF: &str = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+
+/// The variable jemalloc (built with the `_rjem_` prefix by tikv-jemalloc-sys) reads.
+pub const MALLOC_CONF_VAR: &str = "_RJEM_MALLOC_CONF";
 
 /// The environment variable and value to start the server process with, if it is not set
-/// already; `None` when it is (an operator's own choice stands) or off glibc.
-pub fn malloc_arena_cap() -> Option<(&'static str, &'static str)> {
-    let applies = cfg!(all(target_os = "linux", target_env = "gnu"));
-    (applies && std::env::var_os("MALLOC_ARENA_MAX").is_none())
-        .then_some(("MALLOC_ARENA_MAX", MALLOC_ARENA_MAX))
+/// already; `None` when it is (an operator's own choice stands).
+pub fn allocator_env() -> Option<(&'static str, &'static str)> {
+    std::env::var_os(MALLOC_CONF_VAR)
+        .is_none()
+        .then_some((MALLOC_CONF_VAR, MALLOC_CONF))
 }
 
 #[cfg(test)]

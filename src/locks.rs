@@ -47,6 +47,17 @@ impl TenantLocks {
         lock
     }
 
+    /// Whether anyone still holds `tenant`'s lock (for the tenant pools: whether any pool of
+    /// its file is still alive).
+    pub fn in_use(&self, tenant: TenantId) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .locks
+            .get(&tenant)
+            .is_some_and(|lock| lock.strong_count() > 0)
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.inner
@@ -76,5 +87,68 @@ mod tests {
         assert!(locks.len() <= MIN_PRUNE_AT, "{} locks kept", locks.len());
         // The one still held survived every pruning.
         assert!(Arc::ptr_eq(&held, &locks.get(a)));
+    }
+}
+
+/// The data directory's lock: one process at a time works on a data dir (a server, or an
+/// operations command acting on the files directly). An advisory `flock` on
+/// `<data-dir>/aezen.lock`, held while this value lives and released by the kernel if the
+/// process dies, so a crash never leaves a stale lock behind.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Why [`DataDirLock::acquire`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirLockError {
+    /// Another process holds the lock; the pid it wrote, if readable.
+    #[error("another AEZEN process (pid {}) is using the data directory {}", .pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string()), .dir.display())]
+    Busy {
+        dir: std::path::PathBuf,
+        pid: Option<u32>,
+    },
+    #[error("cannot lock the data directory {}: {source}", .dir.display())]
+    Io {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl DataDirLock {
+    pub const FILE: &str = "aezen.lock";
+
+    /// Takes the lock of `data_dir` (created if missing) without waiting.
+    pub fn acquire(data_dir: &std::path::Path) -> Result<Self, DataDirLockError> {
+        use std::io::{Read, Seek, Write};
+
+        let io = |source| DataDirLockError::Io {
+            dir: data_dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(io)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(data_dir.join(Self::FILE))
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(DataDirLockError::Busy {
+                    dir: data_dir.to_owned(),
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(Self { _file: file })
     }
 }

@@ -23,7 +23,9 @@ use crate::chat::outbox::Outbox;
 use crate::config::{BackendKind, Config};
 use crate::events::Retention;
 use crate::http::serve::{Limits, serve};
+use crate::locks::DataDirLock;
 use crate::metrics::Metrics;
+use crate::ops::{Live, Operations, control};
 use crate::realtime::{Realtime, TenantEvents};
 use crate::state::{App, AppState};
 use crate::tenancy::{self, PoolSettings, TenantPools};
@@ -34,6 +36,9 @@ use crate::whatsapp::{Inbound, WhatsApp};
 
 /// A built server, bound to its port, not yet serving.
 pub struct Application {
+    /// Held while the application lives: one process per data dir.
+    lock: DataDirLock,
+    control: tokio::net::UnixListener,
     listener: TcpListener,
     router: Router,
     state: AppState,
@@ -57,6 +62,8 @@ impl Application {
             .ws_max_frame_size(frame_cap)
             .ws_max_message_size(frame_cap)
             .build_layer();
+        // Before anything is opened: a second server on this data dir stops here.
+        let lock = DataDirLock::acquire(&config.data_dir)?;
         let (inbound_tx, inbound) = mpsc::channel(4096);
         let state = {
             let io = io.clone();
@@ -64,10 +71,13 @@ impl Application {
                 .await??
         };
         crate::http::socket::attach(&io, state.downgrade());
+        let control = control::bind(&state.config.data_dir)?;
         let listener = TcpListener::bind(state.config.listen).await?;
         let router = crate::http::router(state.clone()).layer(socket_layer);
         tracing::info!(address = %listener.local_addr()?, data_dir = %state.config.data_dir.display(), "AEZEN listening");
         Ok(Self {
+            lock,
+            control,
             listener,
             router,
             state,
@@ -97,11 +107,14 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let Self {
+            lock,
+            control,
             listener,
             router,
             state,
             inbound,
         } = self;
+        let control = tokio::spawn(control::serve(control, state.ops.clone()));
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let ingest = Ingest {
             events: state.events.clone(),
@@ -131,7 +144,10 @@ impl Application {
         state.whatsapp.shutdown().await;
         ingest.abort();
         state.outbox.shutdown();
+        control.abort();
+        let _ = std::fs::remove_file(control::socket_path(&state.config.data_dir));
         state.tenants.clear().await;
+        drop(lock);
         tracing::info!("AEZEN stopped");
         Ok(())
     }
@@ -206,8 +222,24 @@ fn build_state(
         events.clone(),
         master.clone(),
     );
+    let auth = Arc::new(Authenticator::new(
+        tokens,
+        UserCache::new(100_000),
+        master.clone(),
+    ));
+    let ops = Operations::new(
+        master.clone(),
+        tenants.clone(),
+        config.data_dir.clone(),
+        config.sessions_dir.clone(),
+        Some(Live {
+            sessions: sessions.clone(),
+            auth: Arc::clone(&auth),
+        }),
+    );
     Ok(AppState::new(App {
-        auth: Authenticator::new(tokens, UserCache::new(100_000), master.clone()),
+        auth,
+        ops,
         inbox: Inbox::new(events.clone(), outbox.clone(), Arc::clone(&whatsapp)),
         config,
         master,

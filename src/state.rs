@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::ids::UserId;
 use crate::metrics::Metrics;
+use crate::ops::Operations;
 use crate::realtime::{Realtime, TenantEvents};
 use crate::tenancy::TenantPools;
 use crate::whatsapp::WhatsApp;
@@ -26,7 +27,7 @@ pub struct AppState(Arc<App>);
 pub struct App {
     pub config: Config,
     pub master: Db,
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
     pub tenants: TenantPools,
     pub passwords: PasswordHashing,
     pub limiter: AuthLimiter,
@@ -39,6 +40,8 @@ pub struct App {
     pub outbox: Outbox,
     pub inbox: Inbox,
     pub sessions: Sessions,
+    /// Backup, restore, export, import, delete (the control socket and `/api/tenant/*`).
+    pub ops: Operations,
 }
 
 impl AppState {

@@ -44,6 +44,9 @@ pub(crate) fn bench_config(root: &Path) -> Config {
     let mut config = Config::for_data_root(root);
     config.login_per_ip_per_minute = 1_000_000;
     config.login_per_account_per_minute = 1_000_000;
+    // Every bench client connects from 127.0.0.1 (row 7 opens 1,000 sockets, row 10 2,000
+    // connections); the global cap (`--max-connections`) still applies.
+    config.max_connections_per_ip = config.max_connections;
     config.whatsapp = BackendKind::Simulated;
     config
 }
@@ -87,7 +90,7 @@ impl Proc {
             None => Command::new(std::env::current_exe()?),
         };
         // As the `aezen` binary runs itself (src/main.rs).
-        if let Some((name, value)) = aezen::malloc_arena_cap() {
+        if let Some((name, value)) = aezen::allocator_env() {
             command.env(name, value);
         }
         let child = command

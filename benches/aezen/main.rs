@@ -23,7 +23,9 @@
 //! `--real-clients <dir> <n>` (row 8) starts `n` idle real whatsapp-rust clients on
 //! `Network::offline()`, which refuses every connection without sending a packet. Row 9
 //! logs one account in 1,000 times (200 with `--quick`) from 16 clients and compares the
-//! server's RSS after with its idle RSS.
+//! server's RSS after with its idle RSS. Row 10 holds 2,000 idle HTTP connections open (raw
+//! sockets: half idle on keep-alive, half stopped mid-head), twice, and compares the RSS
+//! while they are open and after they close with the idle RSS.
 //! Only 127.0.0.1 is ever contacted; every loop is bounded in count and time.
 //!
 //! The files of `benches/aezen/`: this one parses the command line and runs the rows in
@@ -52,11 +54,16 @@ use crate::baseline::{bare, connection_memory};
 use crate::children::serve;
 use crate::load::{CpuMark, Load, client};
 use crate::report::{Report, step};
+use crate::rows::connections::idle_connection_row;
 use crate::rows::inbox::inbox_rows;
 use crate::rows::ingest::ingest_row;
 use crate::rows::logins::login_memory_row;
 use crate::rows::many_tenants::many_tenant_rows;
 use crate::rows::real_clients::{real_client_memory_row, real_clients};
+
+/// The allocator the `aezen` binary uses (src/main.rs), so the server children run on it too.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -126,7 +133,7 @@ impl Options {
                     let list = args.get(i).context("--rows needs a list, e.g. 1,5")?;
                     options.rows = Some(
                         list.split(',')
-                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-9"))
+                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-10"))
                             .collect::<anyhow::Result<_>>()?,
                     );
                 }
@@ -171,6 +178,8 @@ pub(crate) struct Scale {
     pub(crate) real_clients: usize,
     /// Row 9: logins (each an argon2id hash) from 16 parallel clients.
     pub(crate) logins: usize,
+    /// Row 10: idle HTTP connections held open at once.
+    pub(crate) idle_connections: usize,
 }
 
 impl Scale {
@@ -195,6 +204,7 @@ impl Scale {
                 fanout_time: Duration::from_secs(3),
                 real_clients: 50,
                 logins: 200,
+                idle_connections: 2_000,
             }
         } else {
             Self {
@@ -216,6 +226,7 @@ impl Scale {
                 fanout_time: Duration::from_secs(10),
                 real_clients: 200,
                 logins: 1_000,
+                idle_connections: 2_000,
             }
         }
     }
@@ -273,6 +284,9 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     }
     if options.wants(9) {
         login_memory_row(&scale, tmp.path(), &http, &mut report).await?;
+    }
+    if options.wants(10) {
+        idle_connection_row(&scale, tmp.path(), &http, &mut report).await?;
     }
     report.print(&options, started);
     if std::env::var_os("AEZEN_BENCH_KEEP").is_some() {

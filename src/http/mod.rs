@@ -13,6 +13,7 @@ pub mod paging;
 pub mod serve;
 pub mod socket;
 pub mod team;
+pub mod tenant;
 pub mod web;
 pub mod whatsapp;
 
@@ -49,6 +50,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(whatsapp::router())
         .merge(ops::router())
+        .merge(tenant::router())
+        .merge(tenant::delete_router())
 }
 
 /// The whole HTTP surface (the Socket.IO layer is added by start-up).

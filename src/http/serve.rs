@@ -95,9 +95,12 @@ pub async fn serve(
                     continue;
                 }
             },
+            // A finished connection's task is reaped at once: until joined, each holds its
+            // whole task cell (sized for hyper's connection future), so a burst of closed
+            // connections would otherwise stay in memory until the next accept.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             () = &mut shutdown => break,
         };
-        while connections.try_join_next().is_some() {}
         let slot = (connections.len() < limits.max_connections)
             .then(|| per_ip.enter(remote.ip(), limits.max_connections_per_ip))
             .flatten();

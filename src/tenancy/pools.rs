@@ -70,6 +70,8 @@ struct Inner {
     closer: Closer,
     /// Each tenant's writer turn, while any `Db` of its file holds it.
     writers: TenantLocks,
+    /// Tenants whose file an operation has taken out of service ([`TenantPools::hold`]).
+    held: std::sync::Mutex<std::collections::HashSet<TenantId>>,
 }
 
 /// Called (on a blocking thread inside the runtime) each time a tenant's database is opened.
@@ -111,6 +113,7 @@ impl TenantPools {
                 on_open: std::sync::OnceLock::new(),
                 closer,
                 writers: TenantLocks::default(),
+                held: std::sync::Mutex::default(),
             }),
         }
     }
@@ -177,6 +180,84 @@ impl TenantPools {
         .map_err(|e| ApiError::internal("tenant open task", e))?
     }
 
+    /// Runs `f` on `tenant`'s database like [`TenantPools::run`], for operations that visit
+    /// many tenants once (backup, list, check): a tenant that was not open is closed again
+    /// afterwards, so a sweep over every tenant does not push the tenants in use out of the
+    /// cache.
+    pub async fn visit<T, F>(&self, tenant: TenantId, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let was_open = self.cached(tenant).is_some();
+        let (out, db) = self.run(tenant, f).await?;
+        drop(db);
+        if !was_open {
+            self.inner.cache.invalidate(&tenant);
+        }
+        Ok(out)
+    }
+
+    /// Takes `tenant`'s file out of service for an operation that replaces, moves or removes
+    /// it: from now on requests for the tenant answer 503 `tenant_busy` (with `Retry-After`),
+    /// and this returns once every pool of the file has closed (requests already running
+    /// finish first, for at most 10 s). The file is back in service when the [`Hold`] drops.
+    pub async fn hold(&self, tenant: TenantId) -> Result<Hold, ApiError> {
+        {
+            let mut held = self.held();
+            if !held.insert(tenant) {
+                return Err(ApiError::tenant_busy());
+            }
+        }
+        let hold = Hold {
+            pools: self.clone(),
+            tenant,
+        };
+        let inner = Arc::clone(&self.inner);
+        let closed = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                // Again each round: an open that began before the hold may have cached a pool.
+                inner.cache.invalidate(&tenant);
+                inner.cache.run_pending_tasks();
+                inner.closer.flush();
+                if !inner.writers.in_use(tenant) {
+                    return true;
+                }
+                if std::time::Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+        .await
+        .map_err(|e| ApiError::internal("tenant hold task", e))?;
+        if !closed {
+            tracing::warn!(tenant = %tenant, "tenant still in use after 10 s; not taking it out of service");
+            return Err(ApiError::tenant_busy());
+        }
+        Ok(hold)
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<TenantId>> {
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Where `db_name`'s file lives.
+    pub fn path_of(&self, db_name: &registry::DbName) -> PathBuf {
+        self.inner
+            .tenants_dir
+            .join(format!("{}.db", db_name.as_str()))
+    }
+
+    /// The file lock the server opens tenant files with.
+    pub fn file_lock(&self) -> FileLock {
+        self.inner.file_lock
+    }
+
     /// Number of tenant databases currently open.
     pub fn open_count(&self) -> u64 {
         self.inner.cache.run_pending_tasks();
@@ -207,6 +288,18 @@ pub struct TenantDb {
     pools: TenantPools,
     tenant: TenantId,
     db: std::sync::OnceLock<Db>,
+}
+
+/// A tenant's file out of service ([`TenantPools::hold`]); back in service when dropped.
+pub struct Hold {
+    pools: TenantPools,
+    tenant: TenantId,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.pools.held().remove(&self.tenant);
+    }
 }
 
 impl TenantDb {
@@ -315,6 +408,14 @@ impl Inner {
     /// Opens `tenant`'s file on this thread, checks it, hands the new connection to `first`,
     /// then makes it the first connection of the tenant's pool.
     fn open(&self, tenant: TenantId, first: impl FnOnce(&mut Connection)) -> Result<Db, ApiError> {
+        if self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&tenant)
+        {
+            return Err(ApiError::tenant_busy());
+        }
         let record = self
             .master
             .run_blocking(|conn| Ok(registry::find(conn, tenant)?))?

@@ -400,6 +400,48 @@ impl Sessions {
         }
     }
 
+    /// Stops the tenant's client for an operation on its files (restore, import, delete),
+    /// keeping the folder; [`Sessions::restart`] starts it again. The state changes in memory
+    /// only: the tenant's event log is out of service meanwhile.
+    pub async fn stop(&self, tenant: TenantId) {
+        let _guard = self.lock(tenant).await;
+        self.whatsapp.disconnect(tenant).await;
+        self.update(tenant, |e| {
+            e.qr = None;
+            e.status = WhatsappStatus {
+                reason: Some("stopped for maintenance".to_owned()),
+                ..WhatsappStatus::new(SessionState::Disconnected)
+            };
+        });
+    }
+
+    /// Starts the tenant's client again after [`Sessions::stop`] (or after an import), if its
+    /// folder holds a session that was not turned off.
+    pub async fn restart(&self, tenant: TenantId) {
+        let folder = self.folder(tenant);
+        let present = tokio::fs::try_exists(&folder).await.unwrap_or(false);
+        let off = tokio::fs::try_exists(folder.join(DISABLED_MARKER))
+            .await
+            .unwrap_or(false);
+        if !present || off {
+            return;
+        }
+        let _guard = self.lock(tenant).await;
+        if let Err(err) = self.start(tenant, LinkMethod::Qr).await {
+            tracing::error!(tenant = %tenant, error = %err, "cannot restart WhatsApp session");
+        }
+    }
+
+    /// Ends the tenant's client and forgets its session entirely (the tenant is deleted):
+    /// the folder is removed and the link is not told to WhatsApp (the phone keeps listing
+    /// the device until it is removed there).
+    pub async fn remove(&self, tenant: TenantId) {
+        let _guard = self.lock(tenant).await;
+        self.whatsapp.disconnect(tenant).await;
+        self.remove_folder(tenant).await;
+        self.entries().remove(&tenant);
+    }
+
     /// Reconnects, in the background, every registered tenant that has a session folder and did
     /// not turn WhatsApp off.
     pub async fn resume_all(self) {

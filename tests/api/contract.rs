@@ -195,7 +195,7 @@ async fn the_openapi_document_lists_every_endpoint_with_its_schemas() {
 }
 
 #[tokio::test]
-async fn the_server_binary_runs_with_glibc_malloc_arenas_capped() {
+async fn the_server_binary_runs_with_its_allocator_configured() {
     let root = tempfile::tempdir().unwrap();
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_aezen"))
         .arg("--data-dir")
@@ -204,14 +204,14 @@ async fn the_server_binary_runs_with_glibc_malloc_arenas_capped() {
         .arg(root.path().join("sessions"))
         .args(["--listen", "127.0.0.1:0"])
         .env("AEZEN_WHATSAPP", "simulated")
-        .env_remove("MALLOC_ARENA_MAX")
+        .env_remove(aezen::MALLOC_CONF_VAR)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = server.id().unwrap();
-    let wanted = format!("MALLOC_ARENA_MAX={}", aezen::MALLOC_ARENA_MAX);
+    let wanted = format!("{}={}", aezen::MALLOC_CONF_VAR, aezen::MALLOC_CONF);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     // The same process (pid) re-executes itself with the variable set.
     let environ = loop {

@@ -1,5 +1,6 @@
 //! The rows, grouped by the set-up they share; each group writes its lines into the report.
 
+pub(crate) mod connections;
 pub(crate) mod inbox;
 pub(crate) mod ingest;
 pub(crate) mod logins;
