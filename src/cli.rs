@@ -258,12 +258,16 @@ fn offline(data: &DataArgs, request: Request, progress: &Progress) -> anyhow::Re
         .build()?;
     runtime.block_on(async {
         let master_path = data.data_dir.join("master.db");
-        if !master_path.exists()
-            && !matches!(
-                request,
-                Request::Import { .. } | Request::Check | Request::List | Request::Migrate { .. }
-            )
-        {
+        // Commands that read existing data refuse a directory with none (a wrong path);
+        // the others may start from an empty one (a restore into a new box).
+        let reads_data = matches!(
+            request,
+            Request::Backup { .. }
+                | Request::Export { .. }
+                | Request::Delete { .. }
+                | Request::Compact { .. }
+        );
+        if reads_data && !master_path.exists() {
             bail!(
                 "{} holds no AEZEN data (no master.db); pass --data-dir or set AEZEN_DATA_DIR",
                 data.data_dir.display()

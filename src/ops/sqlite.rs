@@ -34,8 +34,15 @@ pub fn copy_database(src: &Connection, dst: &Path) -> anyhow::Result<Probe> {
     let copied = (|| -> anyhow::Result<Probe> {
         let probe = probe(src)?;
         let backup = rusqlite::backup::Backup::new(src, &mut out)?;
-        backup.run_to_completion(-1, Duration::ZERO, None)?;
-        Ok(probe)
+        // -1: every page in one step. Busy or locked (a writer of the destination, which has
+        // none; or a checkpoint) is retried briefly.
+        for _ in 0..2_000 {
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => return Ok(probe),
+                _ => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        bail!("the database stayed busy for 10 s; try again")
     })();
     src.execute_batch("COMMIT")?;
     let probe = copied?;

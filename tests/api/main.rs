@@ -9,6 +9,7 @@ mod headers;
 mod helpers;
 mod hygiene;
 mod metrics;
+mod ops;
 mod socketio_js;
 mod sockets;
 mod team;
