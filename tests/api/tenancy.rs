@@ -166,11 +166,12 @@ async fn a_tenant_file_from_an_older_version_is_migrated_when_next_opened() {
     }
     let file = app.tenant_files().remove(0);
     let (root, config) = app.stop().await;
-    // Turn the file back into one written by a binary with migrations 1–2 only.
+    // Turn the file back into one written by a binary with migrations 1–2 only (V3's row and
+    // the history of V3 and V4; V4 rebuilds `message` from whatever it finds, so it re-runs).
     let conn = rusqlite::Connection::open(&file).unwrap();
     conn.execute_batch(
         "DELETE FROM tenant_meta WHERE key = 'newest_message';
-         DELETE FROM refinery_schema_history WHERE version = 3;
+         DELETE FROM refinery_schema_history WHERE version >= 3;
          PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -179,7 +180,7 @@ async fn a_tenant_file_from_an_older_version_is_migrated_when_next_opened() {
     let app = TestApp::start_on(root, config).await;
     let (status, body) = app.get("/api/tenant", &owner.token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["schemaVersion"], 3);
+    assert_eq!(body["schemaVersion"], 4);
     let (status, page) = app.get("/api/conversations?limit=2", &owner.token).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let (_root, _config) = app.stop().await;
