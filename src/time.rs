@@ -49,9 +49,9 @@ fn write<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; MAX_LEN]) -> Option<&'b str> {
     out.number(t.second(), 2);
     if nanos != 0 {
         out.byte(b'.');
-        if nanos % 1_000_000 == 0 {
+        if nanos.is_multiple_of(1_000_000) {
             out.number(nanos / 1_000_000, 3);
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             out.number(nanos / 1_000, 6);
         } else {
             out.number(nanos, 9);

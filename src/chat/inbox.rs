@@ -123,14 +123,13 @@ impl Inbox {
                 Ok((conversation, whatsapp_ids))
             })
             .await?;
-        if !whatsapp_ids.is_empty() {
-            if let Err(err) = self
+        if !whatsapp_ids.is_empty()
+            && let Err(err) = self
                 .whatsapp
                 .mark_read(tenant, &conversation.contact_number, &whatsapp_ids)
                 .await
-            {
-                tracing::info!(tenant = %tenant, error = %err, "read receipts not sent");
-            }
+        {
+            tracing::info!(tenant = %tenant, error = %err, "read receipts not sent");
         }
         Ok(conversation)
     }
