@@ -672,3 +672,155 @@ async fn the_owner_downloads_the_workspace_archive_and_can_erase_the_workspace()
     );
     assert_eq!(login_status(&app, &agent).await, StatusCode::UNAUTHORIZED);
 }
+
+/// Writes a `.tar.zst` archive of `entries` (name, bytes), in order.
+fn write_archive(path: &Path, entries: &[(&str, Vec<u8>)]) {
+    let file = std::fs::File::create(path).unwrap();
+    let encoder = zstd::Encoder::new(file, 3).unwrap();
+    let mut tar = tar::Builder::new(encoder);
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o600);
+        header.set_entry_type(tar::EntryType::Regular);
+        // `append_data` refuses `..`; a hostile archive writes the name itself.
+        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_cksum();
+        tar.append(&header, &bytes[..]).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+/// The entries of an archive, in order.
+fn read_archive(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let decoder = zstd::Decoder::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut archive = tar::Archive::new(decoder);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+            (name, bytes)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_and_backups_that_point_outside_or_come_from_a_newer_schema_are_refused() {
+    let source = spawn_app().await;
+    let owner = source.register("Hostile").await;
+    source.link(&owner).await;
+    incoming(&source, &owner, "+4915100000008", "x").await;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("real.tar.zst");
+    aezen(
+        &source.config,
+        &[
+            "tenant",
+            "export",
+            &owner.tenant_id,
+            "--out",
+            path_str(&archive),
+        ],
+    )
+    .await
+    .succeeded();
+    let entries = read_archive(&archive);
+    assert_eq!(entries[0].0, "aezen-tenant.json");
+    assert_eq!(entries[1].0, "tenant.db");
+    let header: Value = serde_json::from_slice(&entries[0].1).unwrap();
+
+    let target = spawn_app().await;
+    // A newer schema.
+    let mut newer = header.clone();
+    newer["database"]["schemaVersion"] = json!(999);
+    let newer_file = dir.path().join("newer.tar.zst");
+    let mut with_newer = entries.clone();
+    with_newer[0].1 = serde_json::to_vec(&newer).unwrap();
+    let with_newer: Vec<(&str, Vec<u8>)> = with_newer
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.clone()))
+        .collect();
+    write_archive(&newer_file, &with_newer);
+    aezen(&target.config, &["tenant", "import", path_str(&newer_file)])
+        .await
+        .failed_naming("newer than this binary");
+    // A session entry that climbs out of its folder.
+    let mut escaping = header.clone();
+    let sneaky = "sessions/../../escaped";
+    escaping["session"] = json!([{"path": sneaky, "size": 1, "sha256": "00"}]);
+    let escaping_file = dir.path().join("escaping.tar.zst");
+    write_archive(
+        &escaping_file,
+        &[
+            ("aezen-tenant.json", serde_json::to_vec(&escaping).unwrap()),
+            ("tenant.db", entries[1].1.clone()),
+            (sneaky, vec![b'x']),
+        ],
+    );
+    aezen(
+        &target.config,
+        &["tenant", "import", path_str(&escaping_file)],
+    )
+    .await
+    .failed_naming("points outside");
+    assert!(
+        !target
+            .config
+            .sessions_dir
+            .parent()
+            .unwrap()
+            .join("escaped")
+            .exists()
+    );
+    assert!(!dir.path().join("escaped").exists());
+    // Nothing was imported by either.
+    assert_eq!(
+        login_status(&target, &owner).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A backup manifest naming a file outside the backup.
+    let out = dir.path().join("backup");
+    aezen(&source.config, &["backup", "--out", path_str(&out)])
+        .await
+        .succeeded();
+    let manifest_path = out.join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["tenants"][0]["database"]["path"] = json!("../../../etc/passwd");
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    aezen(&source.config, &["restore", "--from", path_str(&out)])
+        .await
+        .failed_naming("points outside the backup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restored_into_an_empty_data_dir_with_no_server_serves_its_tenants() {
+    let app = spawn_app().await;
+    let owner = app.register("Drill").await;
+    incoming(&app, &owner, "+4915100000010", "survives the drill").await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("backup");
+    aezen(&app.config, &["backup", "--out", path_str(&out)])
+        .await
+        .succeeded();
+    drop(app);
+
+    let fresh = tempfile::tempdir().unwrap();
+    let config = crate::helpers::test_config(fresh.path());
+    aezen(&config, &["restore", "--from", path_str(&out)])
+        .await
+        .succeeded();
+    aezen(&config, &["check"]).await.succeeded();
+    let restored = TestApp::start_on(std::sync::Arc::new(fresh), config).await;
+    let token = restored.login(&owner.email, &owner.password).await;
+    let (_, page) = restored.get("/api/conversations", &token).await;
+    assert_eq!(
+        page["items"][0]["lastMessage"], "survives the drill",
+        "{page}"
+    );
+}
