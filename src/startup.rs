@@ -38,7 +38,9 @@ use crate::whatsapp::{Inbound, WhatsApp};
 pub struct Application {
     /// Held while the application lives: one process per data dir.
     lock: DataDirLock,
-    control: tokio::net::UnixListener,
+    /// The operations commands' way in (`None` if it could not be bound: the server runs
+    /// without it, and says so).
+    control: Option<tokio::net::UnixListener>,
     listener: TcpListener,
     router: Router,
     state: AppState,
@@ -71,7 +73,14 @@ impl Application {
                 .await??
         };
         crate::http::socket::attach(&io, state.downgrade());
-        let control = control::bind(&state.config.data_dir)?;
+        let control = control::bind(&state.config.data_dir)
+            .inspect_err(|err| {
+                tracing::error!(
+                    error = format!("{err:#}"),
+                    "no control socket: `aezen backup`, `restore` and the other operations commands cannot reach this server"
+                );
+            })
+            .ok();
         let listener = TcpListener::bind(state.config.listen).await?;
         let router = crate::http::router(state.clone()).layer(socket_layer);
         tracing::info!(address = %listener.local_addr()?, data_dir = %state.config.data_dir.display(), "AEZEN listening");
@@ -114,7 +123,8 @@ impl Application {
             state,
             inbound,
         } = self;
-        let control = tokio::spawn(control::serve(control, state.ops.clone()));
+        let control =
+            control.map(|listener| tokio::spawn(control::serve(listener, state.ops.clone())));
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let ingest = Ingest {
             events: state.events.clone(),
@@ -144,8 +154,10 @@ impl Application {
         state.whatsapp.shutdown().await;
         ingest.abort();
         state.outbox.shutdown();
-        control.abort();
-        let _ = std::fs::remove_file(control::socket_path(&state.config.data_dir));
+        if let Some(control) = control {
+            control.abort();
+            let _ = std::fs::remove_file(control::socket_path(&state.config.data_dir));
+        }
         state.tenants.clear().await;
         drop(lock);
         tracing::info!("AEZEN stopped");
