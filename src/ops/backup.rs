@@ -6,8 +6,8 @@
 //! the manifest with its size, SHA-256 and schema version.
 //!
 //! **Incremental**: a tenant whose file has the same schema version and the same last event
-//! `seq` as in the directory's previous manifest (and whose copy there still matches its
-//! checksum) is not copied again. Every change to a tenant's data writes an event in the same
+//! `seq` as in the directory's previous manifest (and whose copy is still there, at the size
+//! the manifest gives) is not copied again. Every change to a tenant's data writes an event in the same
 //! transaction (DESIGN.md's durable event log), and `seq` is never reused, so an equal `seq`
 //! means equal data. The master registry (small) and the session stores (written by WhatsApp
 //! clients outside the event log) are copied every time. `--full` copies every tenant.
@@ -257,7 +257,10 @@ impl Operations {
         let staging = out.join(format!("tenants/.{}.db.partial", tenant.db_name.as_str()));
         // Copy only if the data moved on: the probe and the copy run in one read transaction.
         let known = previous
-            .filter(|p| p.database.path == file && out.join(&file).exists())
+            .filter(|p| {
+                p.database.path == file
+                    && std::fs::metadata(out.join(&file)).is_ok_and(|m| m.len() == p.database.size)
+            })
             .map(|p| (p.database.schema_version, p.last_event_seq));
         let to = staging.clone();
         let copy = self
