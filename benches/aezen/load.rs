@@ -140,23 +140,50 @@ pub(crate) struct Side {
     pub(crate) make: MakeRequest,
 }
 
+/// `GET /api/conversations?limit=50` (the row-1 request) on `base`, request `i` for tenant
+/// `i % tokens.len()`.
+pub(crate) fn hot_list(base: String, tokens: &Arc<Vec<Arc<str>>>) -> MakeRequest {
+    let tokens = Arc::clone(tokens);
+    Arc::new(move |c: &reqwest::Client, i: u64| {
+        c.get(format!("{base}/api/conversations?limit=50"))
+            .bearer_auth(&*tokens[i as usize % tokens.len()])
+    })
+}
+
 /// `concurrency` workers send requests back to back until `duration` passes; `expect` is the
 /// status that counts as success.
-async fn load(http: &reqwest::Client, concurrency: usize, duration: Duration, side: &Side) -> Load {
+pub(crate) async fn load(
+    http: &reqwest::Client,
+    concurrency: usize,
+    duration: Duration,
+    side: &Side,
+) -> Load {
+    let start = Instant::now();
+    load_until(http, concurrency, side, move || start.elapsed() >= duration).await
+}
+
+/// As [`load`], until `done()` says so (checked before each request).
+pub(crate) async fn load_until(
+    http: &reqwest::Client,
+    concurrency: usize,
+    side: &Side,
+    done: impl Fn() -> bool + Clone + Send + 'static,
+) -> Load {
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mark = CpuMark::now(side.pid);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (http, make, next, expect) = (
+        let (http, make, next, expect, done) = (
             http.clone(),
             Arc::clone(&side.make),
             Arc::clone(&next),
             side.expect,
+            done.clone(),
         );
         workers.spawn(async move {
             let mut mine = Load::default();
-            while start.elapsed() < duration {
+            while !done() {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let t0 = Instant::now();
                 let outcome = match make(&http, i).send().await {

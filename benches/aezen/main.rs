@@ -6,7 +6,7 @@
 //! ```sh
 //! cargo bench --bench aezen -- --quick   # < 2 min on 2 cores, every row at reduced counts
 //! cargo bench --bench aezen              # full counts (10,000 tenants, 1,000 sockets)
-//! cargo bench --bench aezen -- --rows 1,5  # only some rows (their set-up runs as needed)
+//! cargo bench --bench aezen -- --rows 1,5  # only some rows, of 1-12 (their set-up runs as needed)
 //! AEZEN_BENCH_PERF=/tmp/perf cargo bench --bench aezen -- --quick --rows 1,2,5
 //!                     # plus a 5 s `perf record` pass of the server after rows 1, 2 and 5
 //! AEZEN_BENCH_KEEP=1 cargo bench --bench aezen -- --rows 6
@@ -25,7 +25,12 @@
 //! logs one account in 1,000 times (200 with `--quick`) from 16 clients and compares the
 //! server's RSS after with its idle RSS. Row 10 holds 2,000 idle HTTP connections open (raw
 //! sockets: half idle on keep-alive, half stopped mid-head), twice, and compares the RSS
-//! while they are open and after they close with the idle RSS.
+//! while they are open and after they close with the idle RSS. Row 11 backs up 1,000 tenants
+//! of 1 MiB (100 with `--quick`) through the server's control socket while it serves the
+//! row-1 load, and compares that load's throughput with its own without a backup; then backs
+//! up again, incrementally, with nothing changed. Row 12 exports a 100 MiB tenant (20 MiB
+//! with `--quick`) over `GET /api/tenant/export` and through the control socket, sampling the
+//! server's RSS every 25 ms.
 //! Only 127.0.0.1 is ever contacted; every loop is bounded in count and time.
 //!
 //! The files of `benches/aezen/`: this one parses the command line and runs the rows in
@@ -59,6 +64,7 @@ use crate::rows::inbox::inbox_rows;
 use crate::rows::ingest::ingest_row;
 use crate::rows::logins::login_memory_row;
 use crate::rows::many_tenants::many_tenant_rows;
+use crate::rows::operations::{backup_row, export_row};
 use crate::rows::real_clients::{real_client_memory_row, real_clients};
 
 /// The allocator the `aezen` binary uses (src/main.rs), so the server children run on it too.
@@ -130,10 +136,12 @@ impl Options {
                 "--quick" => options.quick = true,
                 "--rows" => {
                     i += 1;
-                    let list = args.get(i).context("--rows needs a list, e.g. 1,5")?;
+                    let list = args
+                        .get(i)
+                        .context("--rows needs a list (of 1-12), e.g. 1,5")?;
                     options.rows = Some(
                         list.split(',')
-                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-10"))
+                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-12"))
                             .collect::<anyhow::Result<_>>()?,
                     );
                 }
@@ -180,6 +188,11 @@ pub(crate) struct Scale {
     pub(crate) logins: usize,
     /// Row 10: idle HTTP connections held open at once.
     pub(crate) idle_connections: usize,
+    /// Row 11: tenants backed up, and the size each is filled to (bytes).
+    pub(crate) backup_tenants: usize,
+    pub(crate) backup_tenant_bytes: u64,
+    /// Row 12: the size of the exported tenant (bytes).
+    pub(crate) export_bytes: u64,
 }
 
 impl Scale {
@@ -205,6 +218,9 @@ impl Scale {
                 real_clients: 50,
                 logins: 200,
                 idle_connections: 2_000,
+                backup_tenants: 100,
+                backup_tenant_bytes: 1 << 20,
+                export_bytes: 20 << 20,
             }
         } else {
             Self {
@@ -227,6 +243,9 @@ impl Scale {
                 real_clients: 200,
                 logins: 1_000,
                 idle_connections: 2_000,
+                backup_tenants: 1_000,
+                backup_tenant_bytes: 1 << 20,
+                export_bytes: 100 << 20,
             }
         }
     }
@@ -287,6 +306,12 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     }
     if options.wants(10) {
         idle_connection_row(&scale, tmp.path(), &http, &mut report).await?;
+    }
+    if options.wants(11) {
+        backup_row(&scale, tmp.path(), &http, &mut report).await?;
+    }
+    if options.wants(12) {
+        export_row(&scale, tmp.path(), &mut report).await?;
     }
     report.print(&options, started);
     if std::env::var_os("AEZEN_BENCH_KEEP").is_some() {

@@ -1,8 +1,11 @@
-//! Figures read from /proc: a process's memory, CPU time, open files and threads, the
-//! machine's busy CPU time; and an optional `perf record` of a server.
+//! Figures read from /proc: a process's memory (once, or its peak sampled over an operation),
+//! CPU time, open files and threads, the machine's busy CPU time; and an optional
+//! `perf record` of a server.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::children::stop_child;
@@ -25,6 +28,37 @@ fn status_kib<const N: usize>(pid: u32, names: [&str; N]) -> [u64; N] {
 pub(crate) fn proc_memory(pid: u32) -> (u64, u64) {
     let [rss, hwm] = status_kib(pid, ["VmRSS:", "VmHWM:"]);
     (rss, hwm)
+}
+
+/// A thread reading a process's VmRSS every `period` until stopped: the peak of an operation.
+pub(crate) struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, usize)>,
+}
+
+impl RssSampler {
+    pub(crate) fn start(pid: u32, period: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let (mut peak, mut samples) = (0, 0);
+            loop {
+                peak = peak.max(proc_memory(pid).0);
+                samples += 1;
+                if stopped.load(Ordering::Relaxed) {
+                    return (peak, samples);
+                }
+                std::thread::sleep(period);
+            }
+        });
+        Self { stop, thread }
+    }
+
+    /// The highest VmRSS seen (KiB; one last sample is taken now) and how many samples.
+    pub(crate) fn stop(self) -> (u64, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or((0, 0))
+    }
 }
 
 /// "anon A + file F + shmem S" of a process's RSS.

@@ -137,26 +137,86 @@ pub(crate) async fn add_conversations(
     accounts: &[Account],
     per_tenant: usize,
 ) -> anyhow::Result<u64> {
+    ingest(state, accounts, per_tenant, |ti, c| IncomingMessage {
+        whatsapp_id: format!("PREP-{ti}-{c}"),
+        contact_number: contact_number(ti, c),
+        push_name: Some(format!("Contact {c}")),
+        content: format!("Hello from contact {c}, a first message for the inbox."),
+        from_me: false,
+        timestamp: Utc::now(),
+    })
+    .await
+}
+
+/// Adds `per_tenant` incoming messages of about `bytes` bytes of text to each tenant, in turn
+/// from `contacts` contacts (the first message of each opens its conversation), through the
+/// ingest path; `round` keeps WhatsApp message ids unique across calls. The text is
+/// pseudo-words of random syllables, so that it compresses (zstd, in an export) about as much
+/// as chat text and not like one sentence repeated.
+pub(crate) async fn add_messages(
+    state: &AppState,
+    accounts: &[Account],
+    per_tenant: usize,
+    contacts: usize,
+    bytes: usize,
+    round: usize,
+) -> anyhow::Result<u64> {
+    const SYLLABLES: [&str; 32] = [
+        "ka", "lo", "mi", "ne", "ru", "sa", "te", "vi", "do", "pa", "ble", "chi", "fo", "gu", "ha",
+        "je", "ko", "li", "mo", "nu", "pre", "qui", "ro", "se", "tu", "va", "we", "xi", "yo", "za",
+        "bri", "sto",
+    ];
+    ingest(state, accounts, per_tenant, move |ti, m| {
+        let c = m % contacts;
+        // xorshift64, seeded per message.
+        let mut x =
+            0x9e37_79b9_7f4a_7c15_u64 ^ ((ti as u64) << 40) ^ ((round as u64) << 32) ^ m as u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut content = format!("#{round}.{m}");
+        while content.len() < bytes {
+            content.push(' ');
+            for _ in 0..=next() % 3 {
+                content.push_str(SYLLABLES[(next() % 32) as usize]);
+            }
+        }
+        content.truncate(bytes);
+        IncomingMessage {
+            whatsapp_id: format!("FILL-{round}-{ti}-{m}"),
+            contact_number: contact_number(ti, c),
+            push_name: Some(format!("Contact {c}")),
+            content: content.trim_end().to_owned(),
+            from_me: false,
+            timestamp: Utc::now(),
+        }
+    })
+    .await
+}
+
+/// Injects `per_tenant` messages (`message(tenant index, i)`) into each tenant and waits until
+/// every one is stored.
+async fn ingest(
+    state: &AppState,
+    accounts: &[Account],
+    per_tenant: usize,
+    message: impl Fn(usize, usize) -> IncomingMessage + Clone,
+) -> anyhow::Result<u64> {
     let sim = state.simulated.clone().context("simulated backend")?;
     let stored: Vec<u64> = futures::stream::iter(accounts.iter().enumerate())
         .map(|(ti, account)| {
-            let (sim, tenant) = (Arc::clone(&sim), account.tenant);
+            let (sim, tenant, message) = (Arc::clone(&sim), account.tenant, message.clone());
             async move {
                 let mut replies = Vec::with_capacity(per_tenant);
-                for c in 0..per_tenant {
+                for i in 0..per_tenant {
                     let (tx, rx) = oneshot::channel();
-                    let message = IncomingMessage {
-                        whatsapp_id: format!("PREP-{ti}-{c}"),
-                        contact_number: contact_number(ti, c),
-                        push_name: Some(format!("Contact {c}")),
-                        content: format!("Hello from contact {c}, a first message for the inbox."),
-                        from_me: false,
-                        timestamp: Utc::now(),
-                    };
                     sim.inject(
                         tenant,
                         InboundEvent::Message {
-                            message,
+                            message: message(ti, i),
                             stored: Some(tx),
                         },
                     )
@@ -181,6 +241,75 @@ pub(crate) async fn add_conversations(
         bail!("only {total} of {expected} preparation messages were stored");
     }
     Ok(total)
+}
+
+/// What [`fill_to`] made.
+pub(crate) struct Filled {
+    /// Mean size of the tenants' files (database and any `-wal`), in bytes.
+    pub(crate) mean_bytes: u64,
+    pub(crate) messages_per_tenant: usize,
+    pub(crate) rounds: usize,
+    pub(crate) took: Duration,
+}
+
+/// Grows every tenant's file under `root` to about `target` bytes with [`add_messages`]
+/// (`bytes` of text each, from `contacts` contacts per tenant), in the app started in this
+/// process: a round of messages, the app stopped (its files closed and checkpointed), the
+/// files measured, and another round sized from what the last one added, until the mean file
+/// reaches 98 % of `target` (at most 5 rounds).
+pub(crate) async fn fill_to(
+    root: &Path,
+    accounts: &[Account],
+    contacts: usize,
+    bytes: usize,
+    target: u64,
+) -> anyhow::Result<Filled> {
+    let started = Instant::now();
+    let mut mean = mean_tenant_file(root, accounts.len())?;
+    // A first guess of a message's cost in the file (row, indexes, its event); measured after.
+    let mut per_message = 5 * bytes as u64;
+    let mut messages = 0;
+    let mut rounds = 0;
+    while mean < target * 98 / 100 && rounds < 5 {
+        let missing = target.saturating_sub(mean);
+        let estimate = usize::try_from(missing / per_message.max(1))?;
+        // Under-shoot the first, guessed round; aim at the target once measured.
+        let n = if rounds == 0 {
+            estimate * 3 / 4
+        } else {
+            estimate + 1
+        };
+        let n = n.max(1);
+        let app = InProcess::start(root, 256).await?;
+        add_messages(&app.state, accounts, n, contacts, bytes, rounds).await?;
+        app.stop().await;
+        let after = mean_tenant_file(root, accounts.len())?;
+        per_message = (after.saturating_sub(mean) / n as u64).max(1);
+        mean = after;
+        messages += n;
+        rounds += 1;
+    }
+    Ok(Filled {
+        mean_bytes: mean,
+        messages_per_tenant: messages,
+        rounds,
+        took: started.elapsed(),
+    })
+}
+
+/// The mean size of the tenant files (`.db` plus `-wal`) under `root`'s data dir.
+fn mean_tenant_file(root: &Path, tenants: usize) -> anyhow::Result<u64> {
+    let dir = bench_config(root).tenants_dir();
+    let mut total = 0;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".db") || name.ends_with(".db-wal") {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total / tenants.max(1) as u64)
 }
 
 /// Links tenants' simulated WhatsApp the way the dashboard does (toggle on, QR shown, phone

@@ -14,7 +14,8 @@ use crate::baseline::{BareKind, BareLoop};
 use crate::children::{Proc, wait_healthy, wait_idle};
 use crate::fanout::fanout;
 use crate::load::{
-    MakeRequest, Side, against_bare_loop, get_json, interleaved, percentile_ms, post_json, profile,
+    MakeRequest, Side, against_bare_loop, get_json, hot_list, interleaved, percentile_ms,
+    post_json, profile,
 };
 use crate::procfs::rss_breakdown;
 use crate::report::{Report, describe_load, log_detail, mib, ms, per_sec, ratio, step};
@@ -113,22 +114,15 @@ pub(crate) async fn inbox_rows(
         step("row 1: hot GET /api/conversations?limit=50");
         let tokens: Arc<Vec<Arc<str>>> =
             Arc::new(accounts.iter().map(|a| Arc::clone(&a.token)).collect());
-        let make_for = |base: String| -> MakeRequest {
-            let tokens = Arc::clone(&tokens);
-            Arc::new(move |c: &reqwest::Client, i: u64| {
-                c.get(format!("{base}/api/conversations?limit=50"))
-                    .bearer_auth(&*tokens[i as usize % tokens.len()])
-            })
-        };
         let aezen_side = Side {
             expect: StatusCode::OK,
             pid: Some(server.pid),
-            make: make_for(addr.clone()),
+            make: hot_list(addr.clone(), &tokens),
         };
         let bare_side = Side {
             expect: StatusCode::OK,
             pid: Some(bare.pid),
-            make: make_for(bare.addr.clone()),
+            make: hot_list(bare.addr.clone(), &tokens),
         };
         let (hot, bare_load) = interleaved(http, scale, &aezen_side, &bare_side).await;
         profile(

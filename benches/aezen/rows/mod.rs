@@ -5,4 +5,5 @@ pub(crate) mod inbox;
 pub(crate) mod ingest;
 pub(crate) mod logins;
 pub(crate) mod many_tenants;
+pub(crate) mod operations;
 pub(crate) mod real_clients;
