@@ -191,6 +191,14 @@ echo "served on $address; master.db and jwt_secret (0600) written as aezen; clea
 step "aezen check, as aezen (on the data dir the server just made)"
 "${AS_AEZEN[@]}" /usr/bin/aezen check || fail "aezen check exited non-zero"
 
+step "aezen-backup.service's command, as aezen (offline: no server runs now)"
+read -ra backup_cmd <<<"$(sed -n 's/^ExecStart=//p' "$UNIT_DIR/aezen-backup.service")"
+((${#backup_cmd[@]})) || fail "aezen-backup.service has no ExecStart="
+"${AS_AEZEN[@]}" "${backup_cmd[@]}" || fail "the backup unit's command failed: ${backup_cmd[*]}"
+[[ "$(stat -c %U /var/backups/aezen/manifest.json 2>/dev/null)" == aezen ]] ||
+    fail "${backup_cmd[*]} wrote no /var/backups/aezen/manifest.json owned by aezen"
+echo "${backup_cmd[*]}: manifest.json written as aezen"
+
 step "apt-get purge aezen"
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq -o DPkg::Lock::Timeout=300 aezen >/dev/null || fail "apt-get purge aezen failed"
 [[ -z $(package_status) ]] || fail "dpkg still knows aezen after the purge: '$(package_status)'"
@@ -198,8 +206,9 @@ for path in /usr/bin/aezen /etc/aezen/aezen.env "${UNITS[@]/#/$UNIT_DIR/}" \
     /etc/systemd/system/multi-user.target.wants/aezen.service; do
     [[ ! -e $path ]] || fail "purge left $path"
 done
-[[ -f /var/lib/aezen/data/master.db ]] || fail "purge removed the tenants' data; the postrm promises to keep it"
-echo "binary, units, settings and the enablement link are gone; the data in /var/lib/aezen is kept"
+[[ -f /var/lib/aezen/data/master.db && -f /var/backups/aezen/manifest.json ]] ||
+    fail "purge removed the tenants' data or the backups; the postrm promises to keep them"
+echo "binary, units, settings and the enablement link are gone; data and backups are kept"
 remove_test_install
 echo "test user and folders removed"
 
