@@ -81,6 +81,11 @@ for (const scheme of ["light", "dark"]) {
     await page.getByRole("link", { name: "Account" }).click();
     await page.getByRole("heading", { name: "Change password" }).waitFor();
     await audit(page, "account");
+    await page.getByRole("heading", { name: "Workspace", level: 2 }).waitFor();
+    await page.getByRole("button", { name: "Delete workspace…" }).click();
+    await page.getByRole("dialog", { name: "Delete this workspace?" }).waitFor();
+    await audit(page, "delete workspace dialog");
+    await page.keyboard.press("Escape");
     await context.close();
   });
 }

@@ -81,24 +81,54 @@ export async function request<T>(
   }
   if (res.status === 204 || res.status === 202) return undefined as T;
   const text = await res.text();
-  let data: unknown = null;
-  if (text) {
+  const data = parseJson(text);
+  if (!res.ok) throw failure(res, data, auth);
+  return data as T;
+}
+
+function parseJson(text: string): unknown {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** A non-2xx answer as an ApiError (a 401 on an authenticated call also signs out). */
+function failure(res: Response, data: unknown, auth: boolean): ApiError {
+  const err = (data as { error?: { code?: string; message?: string } } | null)?.error;
+  const code = err?.code ?? "http_error";
+  if (res.status === 401 && auth) onUnauthorized();
+  const retry = Number(res.headers.get("Retry-After")) || undefined;
+  let msg = plainMessage(res.status, code, err?.message ?? "");
+  if (code === "rate_limited" && retry) msg = `Too many attempts. Try again in ${retry} s.`;
+  return new ApiError(res.status, code, msg, retry);
+}
+
+/** The file name a `Content-Disposition: attachment; filename="…"` header gives, if any. */
+function attachmentName(header: string | null): string | null {
+  if (!header) return null;
+  let name: string | null = null;
+  const star = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(header);
+  if (star) {
     try {
-      data = JSON.parse(text);
+      name = decodeURIComponent(star[1].trim());
     } catch {
-      data = null;
+      name = null;
     }
   }
-  if (!res.ok) {
-    const err = (data as { error?: { code?: string; message?: string } } | null)?.error;
-    const code = err?.code ?? "http_error";
-    if (res.status === 401 && auth) onUnauthorized();
-    const retry = Number(res.headers.get("Retry-After")) || undefined;
-    let msg = plainMessage(res.status, code, err?.message ?? "");
-    if (code === "rate_limited" && retry) msg = `Too many attempts. Try again in ${retry} s.`;
-    throw new ApiError(res.status, code, msg, retry);
+  if (!name) {
+    const plain = /filename\s*=\s*(?:"([^"]*)"|([^;\s]+))/i.exec(header);
+    name = plain ? (plain[1] ?? plain[2] ?? null) : null;
   }
-  return data as T;
+  // A bare name only: no folders, no control characters.
+  const base = (name ?? "").replace(/^.*[\\/]/, "");
+  const clean = [...base]
+    .filter((c) => c >= " " && c !== "\u007f")
+    .join("")
+    .trim();
+  return clean || null;
 }
 
 function qs(params: Record<string, string | number | boolean | undefined | null>): string {
@@ -157,6 +187,39 @@ export const api = {
     request<WhatsappStatus>("POST", "/api/integrations/whatsapp/pair-code", { phoneNumber }),
   logout: () => request<WhatsappStatus>("POST", "/api/integrations/whatsapp/logout"),
   simulateScan: () => request<void>("POST", "/api/integrations/whatsapp/simulate/scan"),
+
+  /**
+   * The whole workspace as a `.tar.zst` archive (owner only). The download needs the bearer
+   * token, so it is fetched into a Blob rather than followed as a link.
+   */
+  async exportWorkspace(): Promise<{ blob: Blob; filename: string }> {
+    const token = getToken();
+    let res: Response;
+    try {
+      res = await fetch("/api/tenant/export", {
+        headers: token ? { Authorization: `Bearer ${token}` } : {},
+        cache: "no-store",
+      });
+    } catch {
+      throw new ApiError(0, "network", "Can't reach the server. Check your connection.");
+    }
+    if (!res.ok) throw failure(res, parseJson(await res.text().catch(() => "")), true);
+    let blob: Blob;
+    try {
+      blob = await res.blob();
+    } catch {
+      throw new ApiError(
+        0,
+        "interrupted",
+        "The download was interrupted before the archive was complete. Please try again.",
+      );
+    }
+    const filename =
+      attachmentName(res.headers.get("Content-Disposition")) ?? "aezen-workspace.tar.zst";
+    return { blob, filename };
+  },
+  /** Erases the workspace and every user of it; the owner's password is asked again. */
+  deleteWorkspace: (password: string) => request<void>("DELETE", "/api/tenant", { password }),
 
   /** The current QR code as an object URL (the image needs the bearer token). */
   async qrBlobUrl(): Promise<string | null> {

@@ -57,10 +57,41 @@ export function signOut(message: string | null): void {
   navigate("/signin", true);
 }
 
-const expired = () =>
+// While the workspace is being deleted, the 401s its end causes (the socket cut off, a request
+// in flight) are expected: the sign-out that follows says the workspace was deleted instead.
+let holdExpiry = false;
+let heldExpiry = false;
+
+const expired = () => {
+  // Already signed out (a late answer to a request sent before): nothing has ended.
+  if (getToken() === null) return;
+  if (holdExpiry) {
+    heldExpiry = true;
+    return;
+  }
   signOut("Your session has ended (it expired or was revoked). Please sign in again.");
+};
 setUnauthorizedHandler(expired);
 setRevokedHandler(expired);
+
+/**
+ * Runs `action` with the "session ended" sign-out held back; if the action fails after a 401
+ * came in meanwhile, that sign-out happens then. On success the caller signs out itself.
+ */
+export async function withExpiryHeld<T>(action: () => Promise<T>): Promise<T> {
+  holdExpiry = true;
+  heldExpiry = false;
+  let ok = false;
+  try {
+    const result = await action();
+    ok = true;
+    return result;
+  } finally {
+    holdExpiry = false;
+    if (!ok && heldExpiry) expired();
+    heldExpiry = false;
+  }
+}
 
 function startSession(user: User, tenant: Tenant | null): void {
   setState({ user, tenant });

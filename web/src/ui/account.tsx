@@ -4,6 +4,7 @@ import { signOut } from "../app";
 import { connect } from "../realtime";
 import { setToken } from "../session";
 import { useStore } from "../store";
+import { WorkspaceSection } from "./workspace";
 
 export function Account() {
   const user = useStore((s) => s.user);
@@ -123,6 +124,7 @@ export function Account() {
           </div>
         </form>
       </section>
+      {user?.role === "owner" && <WorkspaceSection />}
     </div>
   );
 }
