@@ -21,6 +21,20 @@ const ROUNDS: usize = 2;
 const ALLOWED_KIB: u64 = 32 * 1024;
 /// Connections opened at once while a round builds up.
 const OPENING: usize = 64;
+/// How long after the server went idle the RSS of a closed round is read: jemalloc returns
+/// freed pages over its 1 s decay (`aezen::MALLOC_CONF`), and half a second after closing,
+/// much of them is still on the way back.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// The figures of one round (KiB, except the time it took to open the connections).
+struct Round {
+    open: u64,
+    /// RSS 0.5 s after the server went idle, and `SETTLE` after.
+    soon: u64,
+    after: u64,
+    files: usize,
+    opened_in: Duration,
+}
 
 /// How a connection of the row sits idle.
 #[derive(Clone, Copy)]
@@ -33,8 +47,8 @@ enum Idle {
 
 /// Row 10: a fresh server child, its idle RSS; then `ROUNDS` times: `scale.idle_connections`
 /// connections (half idle on keep-alive after one request, half stopped halfway through a
-/// request head), RSS while they are open, all closed by the client, RSS once the server is
-/// idle again. Everything happens well inside the server's 10 s header-read timeout, so the
+/// request head), RSS while they are open, all closed by the client, RSS 0.5 s and `SETTLE`
+/// after the server is idle again. Everything happens well inside the server's 10 s header-read timeout, so the
 /// connections are the server's to hold for the whole measurement.
 pub(crate) async fn idle_connection_row(
     scale: &Scale,
@@ -81,16 +95,23 @@ pub(crate) async fn idle_connection_row(
         drop(open);
         wait_idle(&server, Duration::from_secs(10)).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
+        let (soon, _) = server.memory();
+        tokio::time::sleep(SETTLE - Duration::from_millis(500)).await;
         let (after, _) = server.memory();
-        rounds.push((with_open, after, files, opened_in));
+        rounds.push(Round {
+            open: with_open,
+            soon,
+            after,
+            files,
+            opened_in,
+        });
     }
     let after_breakdown = rss_breakdown(server.pid);
     let (_, hwm) = server.memory();
     let log = server.stop();
 
-    let (open_rss, _, _, _) = rounds[0];
-    let per_conn = open_rss.saturating_sub(idle) as f64 / n as f64;
-    let (_, last_after, _, _) = rounds[ROUNDS - 1];
+    let per_conn = rounds[0].open.saturating_sub(idle) as f64 / n as f64;
+    let last_after = rounds[ROUNDS - 1].after;
     let left = last_after.saturating_sub(idle);
     report.line(
         "10",
@@ -106,7 +127,11 @@ pub(crate) async fn idle_connection_row(
     );
     report.line(
         "10",
-        format!("… RSS after round {ROUNDS} of {ROUNDS} closed (open, close, open, close)"),
+        format!(
+            "… RSS after round {ROUNDS} of {ROUNDS} closed (open, close, open, close), {} s after \
+             the server went idle",
+            SETTLE.as_secs()
+        ),
         mib(last_after),
         format!("{} (same server idle)", mib(idle)),
         format!("+{}", mib(left)),
@@ -116,13 +141,17 @@ pub(crate) async fn idle_connection_row(
     let per_round = rounds
         .iter()
         .enumerate()
-        .map(|(i, (open, after, files, took))| {
+        .map(|(i, r)| {
             format!(
-                "round {}: opened in {:.0} ms, RSS {} open ({files} fds) → {} closed",
+                "round {}: opened in {:.0} ms, RSS {} open ({} fds) → {} closed (0.5 s after \
+                 idle) → {} ({} s after)",
                 i + 1,
-                took.as_secs_f64() * 1000.0,
-                mib(*open),
-                mib(*after)
+                r.opened_in.as_secs_f64() * 1000.0,
+                mib(r.open),
+                r.files,
+                mib(r.soon),
+                mib(r.after),
+                SETTLE.as_secs()
             )
         })
         .collect::<Vec<_>>()

@@ -47,7 +47,8 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// child; the row-1 request (`GET /api/conversations?limit=50`, 64 connections) on 100 of
 /// them for half of `scale.measure`, then while a backup of every tenant runs (the load stops
 /// when the backup answers), then for the other half; a second backup into the same
-/// directory, on the idle server, finds nothing changed.
+/// directory, on the idle server, finds nothing changed; a third, every tenant copied into a
+/// new directory on the idle server, shows what the load cost the first.
 pub(crate) async fn backup_row(
     scale: &Scale,
     tmp: &Path,
@@ -102,6 +103,7 @@ pub(crate) async fn backup_row(
 
     load(http, scale.concurrency, scale.warmup, &side).await;
     let (rss_before, _) = server.memory();
+    let files_before = server.open_files();
     let mut without = load(http, scale.concurrency, scale.measure / 2, &side).await;
     let out = tmp.join("backup-out");
     let (during, first, first_took) =
@@ -109,7 +111,12 @@ pub(crate) async fn backup_row(
     let (rss_after, hwm) = server.memory();
     without.absorb(load(http, scale.concurrency, scale.measure / 2, &side).await);
     wait_idle(&server, Duration::from_secs(30)).await;
-    let (second, second_took) = backup(&data_dir, &out).await?;
+    let (second, second_took) = backup(&data_dir, &out, false).await?;
+    settle(&server).await;
+    let (rss_idle, _) = server.memory();
+    let files_idle = server.open_files();
+    // What the load costs the backup: the same one on the idle server, every tenant copied.
+    let (idle_backup, idle_took) = backup(&data_dir, &tmp.join("backup-idle"), true).await?;
     let log = server.stop();
 
     let copied = |o: &Outcome, key: &str| o.report[key].as_u64().unwrap_or(0);
@@ -186,6 +193,19 @@ pub(crate) async fn backup_row(
         "0 copied",
         Some(copied2 == 0 && unchanged2 == n as u64),
     );
+    report.line(
+        "11",
+        "… the first backup again, on the idle server (into a new directory)",
+        format!(
+            "{:.1} s ({} copied)",
+            idle_took.as_secs_f64(),
+            copied(&idle_backup, "copied")
+        ),
+        format!("{:.1} s (under the load)", first_took.as_secs_f64()),
+        ratio(idle_took.as_secs_f64(), first_took.as_secs_f64()),
+        "(report)",
+        None,
+    );
     describe_load(report, "row 11 during the backup", &during);
     describe_load(report, "row 11 without a backup", &without);
     report.detail(format!(
@@ -198,10 +218,12 @@ pub(crate) async fn backup_row(
         second.text
     ));
     report.detail(format!(
-        "row 11: server RSS {} before the backup, {} after it (VmHWM {})",
+        "row 11: server RSS {} ({files_before} open files) under the load before the backup, \
+         {} as it ended (VmHWM {}), {} ({files_idle} open files) idle after the second backup",
         mib(rss_before),
         mib(rss_after),
-        mib(hwm)
+        mib(hwm),
+        mib(rss_idle)
     ));
     log_detail(report, "row 11 server", &log);
     Ok(())
@@ -220,7 +242,7 @@ async fn load_during_backup(
     let running = {
         let (data_dir, out, finished) = (data_dir.to_owned(), out.to_owned(), finished.clone());
         tokio::task::spawn_blocking(move || {
-            let answer = backup_blocking(&data_dir, &out);
+            let answer = backup_blocking(&data_dir, &out, false);
             finished.store(true, Ordering::Relaxed);
             answer
         })
@@ -236,19 +258,19 @@ async fn load_during_backup(
     Ok((during, outcome, took))
 }
 
-async fn backup(data_dir: &Path, out: &Path) -> anyhow::Result<(Outcome, Duration)> {
+async fn backup(data_dir: &Path, out: &Path, full: bool) -> anyhow::Result<(Outcome, Duration)> {
     let (data_dir, out) = (data_dir.to_owned(), out.to_owned());
-    tokio::task::spawn_blocking(move || backup_blocking(&data_dir, &out)).await?
+    tokio::task::spawn_blocking(move || backup_blocking(&data_dir, &out, full)).await?
 }
 
-/// `aezen backup --out <out>` against the server on `data_dir`: its outcome and how long the
-/// answer took.
-fn backup_blocking(data_dir: &Path, out: &Path) -> anyhow::Result<(Outcome, Duration)> {
+/// `aezen backup --out <out> [--full]` against the server on `data_dir`: its outcome and how
+/// long the answer took.
+fn backup_blocking(data_dir: &Path, out: &Path, full: bool) -> anyhow::Result<(Outcome, Duration)> {
     let started = Instant::now();
     let request = Request::Backup {
         out: out.to_owned(),
         tenants: Vec::new(),
-        full: false,
+        full,
     };
     let outcome = control::call(data_dir, &request, |_| {})?;
     if !outcome.ok {
