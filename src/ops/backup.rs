@@ -168,7 +168,8 @@ impl Operations {
                         .map_err(|e| ApiError::internal("master backup", e))
                 })
                 .await?;
-            finish_copy(out, &staging, "master.db")?
+            let out = out.to_owned();
+            blocking(move || finish_copy(&out, &staging, "master.db")).await?
         };
 
         let before: HashMap<TenantId, TenantEntry> = previous
@@ -280,9 +281,14 @@ impl Operations {
         let (probe, fresh): (Probe, bool) = copy;
         let (database, copied_at) = match previous {
             Some(p) if !fresh => (p.database.clone(), p.copied_at),
-            _ => (finish_copy(out, &staging, &file)?, Utc::now()),
+            _ => {
+                let (dir, rel) = (out.to_owned(), file.clone());
+                let entry = blocking(move || finish_copy(&dir, &staging, &rel)).await?;
+                (entry, Utc::now())
+            }
         };
-        let session = self.backup_session(out, tenant.id)?;
+        let (from, dir, id) = (self.session_folder(tenant.id), out.to_owned(), tenant.id);
+        let session = blocking(move || backup_session(&from, &dir, id)).await?;
         Ok(TenantEntry {
             id: tenant.id,
             name: tenant.name.clone(),
@@ -292,32 +298,6 @@ impl Operations {
             copied_at,
             session,
         })
-    }
-
-    /// Copies `sessions/<id>/` into `out/sessions/<id>/` (replacing the earlier copy): SQLite
-    /// stores through the backup API, anything else as it is; `-wal`/`-shm`/`-journal` files
-    /// are never copied (the backup API reads through them).
-    fn backup_session(&self, out: &Path, tenant: TenantId) -> anyhow::Result<Vec<FileEntry>> {
-        let from = self.session_folder(tenant);
-        let target = out.join("sessions").join(tenant.to_string());
-        if !from.exists() {
-            files::remove_folder(&target)?;
-            return Ok(Vec::new());
-        }
-        let staging = out.join("sessions").join(format!(".{tenant}.partial"));
-        files::remove_folder(&staging)?;
-        let copied = copy_session_folder(&from, &staging)?;
-        files::remove_folder(&target)?;
-        std::fs::rename(&staging, &target)?;
-        Ok(copied
-            .into_iter()
-            .map(|(rel, sha, size)| FileEntry {
-                path: format!("sessions/{tenant}/{rel}"),
-                size,
-                sha256: sha,
-                schema_version: None,
-            })
-            .collect())
     }
 
     pub(super) async fn restore(
@@ -507,6 +487,39 @@ impl Operations {
         tracing::info!(tenant = %tenant, "tenant restored from backup");
         Ok(())
     }
+}
+
+/// Runs blocking file work (copies, integrity checks, checksums, fsyncs) off the async
+/// workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work).await?
+}
+
+/// Copies `from` (a tenant's `sessions/<id>/`) into `out/sessions/<id>/`, replacing the
+/// earlier copy: SQLite stores through the backup API, anything else as it is;
+/// `-wal`/`-shm`/`-journal` files are never copied (the backup API reads through them).
+fn backup_session(from: &Path, out: &Path, tenant: TenantId) -> anyhow::Result<Vec<FileEntry>> {
+    let target = out.join("sessions").join(tenant.to_string());
+    if !from.exists() {
+        files::remove_folder(&target)?;
+        return Ok(Vec::new());
+    }
+    let staging = out.join("sessions").join(format!(".{tenant}.partial"));
+    files::remove_folder(&staging)?;
+    let copied = copy_session_folder(from, &staging)?;
+    files::remove_folder(&target)?;
+    std::fs::rename(&staging, &target)?;
+    Ok(copied
+        .into_iter()
+        .map(|(rel, sha, size)| FileEntry {
+            path: format!("sessions/{tenant}/{rel}"),
+            size,
+            sha256: sha,
+            schema_version: None,
+        })
+        .collect())
 }
 
 struct Planned {
