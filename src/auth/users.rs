@@ -124,6 +124,16 @@ pub fn find(
     .optional()
 }
 
+/// Every user of `tenant`, with password hash and token version (what a backup or an
+/// archive carries).
+pub fn records(conn: &Connection, tenant: TenantId) -> rusqlite::Result<Vec<UserRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM user WHERE tenant_id = ?1 ORDER BY created_at, id"
+    ))?
+    .query_map([tenant], from_row)?
+    .collect()
+}
+
 pub fn list(conn: &Connection, tenant: TenantId) -> rusqlite::Result<Vec<User>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM user WHERE tenant_id = ?1 ORDER BY created_at, id"

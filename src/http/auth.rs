@@ -205,22 +205,7 @@ async fn change_password(
     state.limiter.check_account(&caller.user.email)?;
     password::validate_new("newPassword", &req.new_password)?;
     let (tenant, id) = (caller.tenant_id(), caller.user.id);
-    let current = state
-        .master
-        .run(move |conn| Ok(users::find(conn, tenant, id)?))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
-    if !state
-        .passwords
-        .verify(req.current_password, Some(current.password_hash))
-        .await?
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "wrong_password",
-            "currentPassword is wrong",
-        ));
-    }
+    check_own_password(&state, &caller, req.current_password, "currentPassword").await?;
     let hash = state.passwords.hash(req.new_password).await?;
     let version = state
         .master
@@ -233,4 +218,33 @@ async fn change_password(
         .issue(id, tenant, version)
         .map_err(|e| ApiError::internal("issue token", e))?;
     Ok(ApiJson(ChangePasswordResponse { token }))
+}
+
+/// Checks a password the caller re-entered (`field` names it in the error): 403
+/// `wrong_password` unless it is the caller's own.
+pub(super) async fn check_own_password(
+    state: &AppState,
+    caller: &CurrentUser,
+    password: String,
+    field: &str,
+) -> ApiResult<()> {
+    let (tenant, id) = (caller.tenant_id(), caller.user.id);
+    let me = state
+        .master
+        .run(move |conn| Ok(users::find(conn, tenant, id)?))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+    if state
+        .passwords
+        .verify(password, Some(me.password_hash))
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            format!("{field} is wrong"),
+        ))
+    }
 }

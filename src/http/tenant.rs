@@ -157,22 +157,7 @@ async fn delete_tenant(
     require_owner(&caller)?;
     state.limiter.check_account(&caller.user.email)?;
     let (tenant, id) = (caller.tenant_id(), caller.user.id);
-    let me = state
-        .master
-        .run(move |conn| Ok(users::find(conn, tenant, id)?))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
-    if !state
-        .passwords
-        .verify(req.password, Some(me.password_hash))
-        .await?
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "wrong_password",
-            "password is wrong",
-        ));
-    }
+    super::auth::check_own_password(&state, &caller, req.password, "password").await?;
     let team = state
         .master
         .run(move |conn| Ok(users::list(conn, tenant)?))
@@ -182,12 +167,10 @@ async fn delete_tenant(
         .ops
         .execute(Request::Delete { tenant }, &progress)
         .await
-        .map_err(|e| {
-            if format!("{e:#}").contains("maintenance") {
-                ApiError::tenant_busy()
-            } else {
-                ApiError::internal("tenant delete", format!("{e:#}"))
-            }
+        .map_err(|e| match e.downcast_ref::<ApiError>() {
+            // The tenant is held by another operation (503 `tenant_busy`).
+            Some(refused) => refused.clone(),
+            None => ApiError::internal("tenant delete", format!("{e:#}")),
         })?;
     for user in team {
         state.on_user_revoked(user.id).await;

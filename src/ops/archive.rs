@@ -28,10 +28,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::backup::{copy_session_folder, inside};
-use super::files::{self, Registered, put_registered, users_of};
+use super::files::{self, Registered, put_registered};
 use super::sqlite;
 use super::{Operations, Outcome, remove_if_present};
-use crate::auth::users::{Role, User, UserRecord};
+use crate::auth::users::{self, Role, User, UserRecord};
 use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
 use crate::tenancy::registry::DbName;
@@ -160,7 +160,7 @@ impl Operations {
             .map_err(|e| anyhow::anyhow!("tenant {tenant}: {}", e.message()))?;
         let users = self
             .master()
-            .run(move |conn| Ok(users_of(conn, tenant)?))
+            .run(move |conn| Ok(users::records(conn, tenant)?))
             .await?;
         let session_folder = self.session_folder(tenant);
         tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {

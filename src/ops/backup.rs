@@ -27,10 +27,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::files::{self, Registered, put_registered, users_of};
+use super::files::{self, Registered, put_registered};
 use super::sqlite::{self, Probe};
 use super::{Note, Operations, Outcome, Progress, remove_if_present};
-use crate::auth::users::UserRecord;
+use crate::auth::users::{self, UserRecord};
 use crate::error::ApiError;
 use crate::ids::TenantId;
 use crate::tenancy::registry::DbName;
@@ -360,7 +360,7 @@ impl Operations {
                 .with_context(|| {
                     format!("the backup's registry has no row for tenant {}", entry.id)
                 })?;
-            let users = users_of(&backup_master, entry.id)?;
+            let users = users::records(&backup_master, entry.id)?;
             plan.push(Planned {
                 registered: Registered {
                     id: entry.id,
@@ -469,7 +469,7 @@ impl Operations {
         let before = self
             .master()
             .write(move |tx| {
-                let before: Vec<_> = users_of(tx, registered.id)?
+                let before: Vec<_> = users::records(tx, registered.id)?
                     .into_iter()
                     .map(|u| u.user.id)
                     .collect();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
 use super::sqlite::{self, Probe};
@@ -64,11 +64,7 @@ pub async fn registered(master: &Db, tenant: TenantId) -> anyhow::Result<Option<
                     [tenant],
                     registered_row,
                 )
-                .map(Some)
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                    e => Err(e),
-                })?)
+                .optional()?)
         })
         .await?)
 }
@@ -83,17 +79,6 @@ pub async fn all_registered(master: &Db) -> anyhow::Result<Vec<Registered>> {
             Ok(rows)
         })
         .await?)
-}
-
-/// Every user of `tenant`, with password hash and token version.
-pub fn users_of(conn: &Connection, tenant: TenantId) -> rusqlite::Result<Vec<UserRecord>> {
-    let ids: Vec<UserId> = conn
-        .prepare("SELECT id FROM user WHERE tenant_id = ?1 ORDER BY created_at, id")?
-        .query_map([tenant], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    ids.into_iter()
-        .filter_map(|id| users::find(conn, tenant, id).transpose())
-        .collect()
 }
 
 /// Writes a tenant's registry row and exactly `users` as its users (replacing any it had),
@@ -438,7 +423,7 @@ impl Operations {
             .tenants()
             .hold(tenant)
             .await
-            .map_err(|e| anyhow::anyhow!("tenant {tenant}: {}", e.message()))?;
+            .with_context(|| format!("tenant {tenant}"))?;
         match self.live() {
             Some(live) => live.sessions.remove(tenant).await,
             None => remove_folder(&self.session_folder(tenant))?,
@@ -446,7 +431,7 @@ impl Operations {
         let users: Vec<UserId> = self
             .master()
             .write(move |tx| {
-                let users = users_of(tx, tenant)?
+                let users = users::records(tx, tenant)?
                     .into_iter()
                     .map(|u| u.user.id)
                     .collect();
