@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { after, before, test } from "node:test";
-import { connectWhatsapp, incoming, screenshot, setup, signUpApi } from "./harness.mjs";
+import { call, connectWhatsapp, incoming, screenshot, setup, signUpApi } from "./harness.mjs";
 
 const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
@@ -38,6 +38,19 @@ for (const scheme of ["light", "dark"]) {
     const owner = await signUpApi(env.server.url, `Axe ${scheme}`);
     await incoming(env.server.url, owner.token, "+6281400000001", "Halo, apa kabar?", "Sari Dewi");
     await incoming(env.server.url, owner.token, "+6281400000002", "Need an invoice", "Tom Baker");
+    // A teammate to offer after @ in a note.
+    await call(
+      env.server.url,
+      "POST",
+      "/api/team",
+      {
+        name: "Tia Agent",
+        email: `tia-${scheme}-${Date.now()}@example.test`,
+        password: "agent password 1",
+        role: "agent",
+      },
+      owner.token,
+    );
     const context = await env.browser.newContext({
       viewport: { width: 1280, height: 800 },
       bypassCSP: true,
@@ -60,6 +73,36 @@ for (const scheme of ["light", "dark"]) {
     await page.locator(".msg-in").first().waitFor();
     await audit(page, "inbox with a chat open");
     if (scheme === "dark") await screenshot(page, "inbox-dark-desktop");
+
+    // The chat header's menus and the note composer.
+    await page.locator(".chat-head").getByRole("button", { name: "Assign" }).click();
+    await page.getByRole("group", { name: "Assign" }).waitFor();
+    await audit(page, "assign menu");
+    await page.keyboard.press("Escape");
+    await page.locator(".chat-head").getByRole("button", { name: "Snooze" }).click();
+    await page.getByRole("group", { name: "Snooze" }).waitFor();
+    await audit(page, "snooze menu");
+    await page.keyboard.press("Escape");
+    await page.getByRole("button", { name: "Note" }).click();
+    await page.getByRole("textbox", { name: "Write a private note" }).fill("Checked @");
+    await page.getByRole("listbox", { name: "Teammates" }).waitFor();
+    await audit(page, "note composer with the teammates offered");
+    await page.getByRole("textbox", { name: "Write a private note" }).fill("");
+    await page.getByRole("button", { name: "Note" }).click();
+    await page.getByRole("tab", { name: /^Resolved/ }).click();
+    await audit(page, "resolved tab");
+    await page.getByRole("tab", { name: /^Open/ }).click();
+
+    await page.getByRole("button", { name: /^Alerts/ }).click();
+    await page.getByRole("dialog", { name: "Notifications" }).waitFor();
+    await audit(page, "notifications dialog");
+    await page.keyboard.press("Escape");
+
+    await page.getByRole("link", { name: "Search" }).click();
+    await page.getByRole("searchbox", { name: "Search messages" }).fill("invoice");
+    await page.getByRole("searchbox", { name: "Search messages" }).press("Enter");
+    await page.locator(".result mark").first().waitFor();
+    await audit(page, "search results");
 
     await page.getByRole("button", { name: "New conversation" }).click();
     await page.getByRole("dialog", { name: "New conversation" }).waitFor();

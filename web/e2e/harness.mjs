@@ -370,3 +370,20 @@ export function firstScreenJsGzip() {
   }
   return { raw, gz };
 }
+
+/** Adds a member to the owner's team over the API and signs them in → {token, user, email, password}. */
+export async function addMemberApi(base, ownerToken, name, role = "agent") {
+  const email = uniqueEmail(role);
+  const password = "member password 1";
+  await call(base, "POST", "/api/team", { name, email, password, role }, ownerToken);
+  const r = await call(base, "POST", "/api/auth/login", { email, password });
+  return { ...r, email, password };
+}
+
+/** The id of the conversation with `number` (E.164), from the API. */
+export async function conversationId(base, token, number) {
+  const page = await call(base, "GET", "/api/conversations?status=all&limit=200", undefined, token);
+  const c = page.items.find((x) => x.contactNumber === number);
+  if (!c) throw new Error(`no conversation with ${number}`);
+  return c.id;
+}

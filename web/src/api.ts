@@ -3,16 +3,31 @@
 
 import { getToken } from "./session";
 import type {
+  CannedResponse,
   Conversation,
+  ConversationStatus,
+  Counts,
   EventPage,
   Integration,
+  Label,
   Message,
+  NotificationPage,
   Page,
   Role,
+  SearchHit,
   Tenant,
   User,
   WhatsappStatus,
 } from "./types";
+
+/** The list's filters, as `GET /api/conversations` takes them. */
+export interface ListQuery {
+  q?: string;
+  unread?: boolean;
+  status?: string;
+  assignee?: string;
+  label?: string | null;
+}
 
 export class ApiError extends Error {
   constructor(
@@ -43,13 +58,15 @@ const PLAIN: Record<string, string> = {
   payload_too_large: "That is too long to send.",
   not_pairing: "No QR or pairing code is being shown right now.",
   already_connected: "WhatsApp is already connected.",
+  duplicate_label: "A label with that name already exists.",
+  duplicate_short_code: "A quick reply with that short code already exists.",
   tenant_unavailable: "This workspace is temporarily unavailable. Please try again shortly.",
   internal_error: "Something went wrong on the server. Please try again.",
 };
 
 /** The API's message in plain words: a known code gets a friendly sentence. */
 function plainMessage(status: number, code: string, message: string): string {
-  if (code === "validation_failed" || code === "invalid_body") {
+  if (code === "validation_failed" || code === "invalid_body" || code === "invalid_search") {
     return message.charAt(0).toUpperCase() + message.slice(1).replace(/\.?$/, ".");
   }
   if (code === "forbidden" && message) {
@@ -158,10 +175,68 @@ export const api = {
     request<User>("PATCH", `/api/team/${encodeURIComponent(id)}`, b),
   removeMember: (id: string) => request<void>("DELETE", `/api/team/${encodeURIComponent(id)}`),
 
-  conversations: (p: { cursor?: string | null; q?: string; unread?: boolean; limit?: number }) =>
+  conversations: (p: ListQuery & { cursor?: string | null; limit?: number }) =>
     request<Page<Conversation>>(
       "GET",
-      `/api/conversations${qs({ limit: p.limit ?? 50, cursor: p.cursor, q: p.q, unread: p.unread })}`,
+      `/api/conversations${qs({
+        limit: p.limit ?? 50,
+        cursor: p.cursor,
+        q: p.q,
+        unread: p.unread,
+        status: p.status,
+        assignee: p.assignee,
+        label: p.label,
+      })}`,
+    ),
+  counts: (p: { status?: string; assignee?: string; label?: string | null }) =>
+    request<Counts>(
+      "GET",
+      `/api/conversations/counts${qs({ status: p.status, assignee: p.assignee, label: p.label })}`,
+    ),
+  setStatus: (id: string, status: ConversationStatus, snoozedUntil?: string) =>
+    request<Conversation>(
+      "POST",
+      `/api/conversations/${encodeURIComponent(id)}/status`,
+      snoozedUntil ? { status, snoozedUntil } : { status },
+    ),
+  assign: (id: string, userId: string | null) =>
+    request<Conversation>("POST", `/api/conversations/${encodeURIComponent(id)}/assignee`, {
+      userId,
+    }),
+  setLabels: (id: string, labels: string[]) =>
+    request<Conversation>("PUT", `/api/conversations/${encodeURIComponent(id)}/labels`, {
+      labels,
+    }),
+  renameContact: (id: string, contactName: string | null) =>
+    request<Conversation>("PATCH", `/api/conversations/${encodeURIComponent(id)}`, {
+      contactName,
+    }),
+  addNote: (id: string, content: string) =>
+    request<Message>("POST", `/api/conversations/${encodeURIComponent(id)}/notes`, { content }),
+
+  labels: () => request<{ items: Label[] }>("GET", "/api/labels"),
+  createLabel: (b: { name: string; color: string }) => request<Label>("POST", "/api/labels", b),
+  updateLabel: (id: string, b: { name?: string; color?: string }) =>
+    request<Label>("PATCH", `/api/labels/${encodeURIComponent(id)}`, b),
+  deleteLabel: (id: string) => request<void>("DELETE", `/api/labels/${encodeURIComponent(id)}`),
+
+  cannedResponses: () => request<{ items: CannedResponse[] }>("GET", "/api/canned-responses"),
+  createCanned: (b: { shortCode: string; content: string }) =>
+    request<CannedResponse>("POST", "/api/canned-responses", b),
+  updateCanned: (id: string, b: { shortCode?: string; content?: string }) =>
+    request<CannedResponse>("PATCH", `/api/canned-responses/${encodeURIComponent(id)}`, b),
+  deleteCanned: (id: string) =>
+    request<void>("DELETE", `/api/canned-responses/${encodeURIComponent(id)}`),
+
+  notifications: (cursor?: string | null) =>
+    request<NotificationPage>("GET", `/api/notifications${qs({ limit: 30, cursor })}`),
+  markNotificationsRead: (ids?: string[]) =>
+    request<unknown>("POST", "/api/notifications/read", ids ? { ids } : {}),
+
+  search: (q: string, cursor?: string | null) =>
+    request<{ items: SearchHit[]; nextCursor: string | null }>(
+      "GET",
+      `/api/search${qs({ q, limit: 20, cursor })}`,
     ),
   conversation: (id: string) =>
     request<Conversation>("GET", `/api/conversations/${encodeURIComponent(id)}`),

@@ -9,11 +9,14 @@ import { getState, resetState, setState, useStore } from "./store";
 import type { Tenant, User } from "./types";
 import { Account } from "./ui/account";
 import { AuthPage } from "./ui/auth";
-import { IconInbox, IconPlug, IconUser, IconUsers } from "./ui/icons";
+import { IconInbox, IconPlug, IconSearch, IconUser, IconUsers } from "./ui/icons";
 import { Inbox } from "./ui/inbox";
 import { Integrations } from "./ui/integrations";
+import { Bell } from "./ui/notifications";
+import { Search } from "./ui/search";
 import { Team } from "./ui/team";
 import { loadIntegrations } from "./whatsapp";
+import { loadWorkflow } from "./workflow";
 
 const BASE_TITLE = "AEZEN Inbox";
 let hiddenUnread = 0;
@@ -98,6 +101,7 @@ function startSession(user: User, tenant: Tenant | null): void {
   connect();
   void reloadList();
   loadIntegrations().catch(() => {});
+  loadWorkflow();
 }
 
 export function App() {
@@ -153,6 +157,7 @@ export function App() {
 
 const NAV = [
   { path: "/inbox", label: "Inbox", Icon: IconInbox },
+  { path: "/search", label: "Search", Icon: IconSearch },
   { path: "/integrations", label: "Integrations", Icon: IconPlug },
   { path: "/team", label: "Team", Icon: IconUsers },
   { path: "/account", label: "Account", Icon: IconUser },
@@ -214,6 +219,9 @@ function Shell(props: { path: string }) {
               </a>
             </li>
           ))}
+          <li>
+            <Bell />
+          </li>
         </ul>
         <div
           class={`conn conn-${connection}`}
@@ -244,6 +252,7 @@ function Shell(props: { path: string }) {
         )}
         <main id="main" class="content" tabIndex={-1}>
           {section === "/inbox" && <Inbox chatId={chatId} />}
+          {section === "/search" && <Search />}
           {section === "/integrations" && <Integrations />}
           {section === "/team" && <Team />}
           {section === "/account" && <Account />}

@@ -3,8 +3,8 @@
 
 import { ApiError, api } from "./api";
 import { navigate } from "./router";
-import { getState, initialList, setState, type Thread, toast } from "./store";
-import type { AppEvent, Conversation, Message, MessageStatus } from "./types";
+import { getState, initialList, type ListState, setState, type Thread, toast } from "./store";
+import type { AppEvent, Conversation, Message, MessageStatus, WireConversation } from "./types";
 
 const RANK: Record<MessageStatus, number> = {
   pending: 0,
@@ -51,27 +51,69 @@ function mergeMessages(items: Message[], incoming: Message[]): Message[] {
 
 // ---- the conversation list ---------------------------------------------------------------
 
-function matchesFilter(c: Conversation): boolean {
-  const { q, unread } = getState().list;
-  if (unread && c.unreadCount === 0) return false;
-  if (!q) return true;
-  const needle = q.trim().toLowerCase();
-  if ((c.contactName ?? "").toLowerCase().includes(needle)) return true;
-  const digits = needle.replace(/[\s+\-().]/g, "");
-  return /^\d+$/.test(digits) && c.contactNumber.includes(digits);
+/** The list's filters; `reloadList` takes any of them. */
+export type ListFilter = Pick<ListState, "q" | "unread" | "status" | "assignee" | "label">;
+
+function query(list: ListState) {
+  return {
+    q: list.q,
+    unread: list.unread,
+    status: list.status,
+    assignee: list.assignee,
+    label: list.label,
+  };
 }
 
-export async function reloadList(filter?: { q?: string; unread?: boolean }): Promise<void> {
+/**
+ * Whether a conversation belongs in the list: "yes"; "soft" when only the search text or the
+ * unread filter fails (the open chat then stays in view, e.g. once it is read under
+ * "Unread"); "no" when its status, assignee or labels put it elsewhere.
+ */
+function matchesFilter(c: Conversation): "yes" | "soft" | "no" {
+  const s = getState();
+  const { q, unread, status, assignee, label } = s.list;
+  if (c.status !== status) return "no";
+  if (assignee === "me" && c.assigneeId !== s.user?.id) return "no";
+  if (assignee === "unassigned" && c.assigneeId !== null) return "no";
+  if (label && !c.labels.includes(label)) return "no";
+  if (unread && c.unreadCount === 0) return "soft";
+  if (!q) return "yes";
+  const needle = q.trim().toLowerCase();
+  if ((c.contactName ?? "").toLowerCase().includes(needle)) return "yes";
+  const digits = needle.replace(/[\s+\-().]/g, "");
+  return /^\d+$/.test(digits) && c.contactNumber.includes(digits) ? "yes" : "soft";
+}
+
+/** A conversation from the API with the fields an older answer may lack filled in. */
+function normal(c: WireConversation, prev?: Conversation): Conversation {
+  return {
+    ...c,
+    status: c.status ?? prev?.status ?? "open",
+    snoozedUntil: c.snoozedUntil ?? null,
+    assigneeId: c.assigneeId ?? null,
+    labels: c.labels ?? [],
+    pushName: c.pushName ?? null,
+    nameEdited: c.nameEdited ?? false,
+    unreadCount: c.unreadCount ?? prev?.unreadCount ?? c.contactUnreadCount ?? 0,
+  };
+}
+
+function activity(c: Conversation): number {
+  return Date.parse(c.lastMessageAt ?? c.createdAt);
+}
+
+export async function reloadList(filter?: Partial<ListFilter>): Promise<void> {
   const prev = getState().list;
   setState({
     list: {
       ...initialList(),
-      q: filter?.q ?? prev.q,
-      unread: filter?.unread ?? prev.unread,
+      ...query(prev),
+      ...filter,
       generation: prev.generation + 1,
       order: filter ? [] : prev.order,
     },
   });
+  loadCountsSoon(0);
   await loadMore(true);
 }
 
@@ -94,10 +136,16 @@ function applyFirstPage(
   firstApplied = n;
   const s = getState();
   const conversations = { ...s.conversations };
-  for (const c of items) conversations[c.id] = c;
+  for (const c of items) conversations[c.id] = normal(c);
   const ids = items.map((c) => c.id);
   const fresh = new Set(ids);
-  const live = s.list.order.filter((id) => !fresh.has(id) && (touched.get(id) ?? 0) > since);
+  const live = s.list.order.filter(
+    (id) =>
+      !fresh.has(id) &&
+      (touched.get(id) ?? 0) > since &&
+      conversations[id] !== undefined &&
+      matchesFilter(conversations[id]) !== "no",
+  );
   const head = [...live, ...ids];
   // A refresh keeps the pages loaded below the first one (their cursor still holds).
   const inHead = new Set(head);
@@ -128,8 +176,7 @@ export async function loadMore(first = false): Promise<void> {
   try {
     const page = await api.conversations({
       cursor: first ? null : list.cursor,
-      q: list.q,
-      unread: list.unread,
+      ...query(list),
     });
     const s = getState();
     if (s.list.generation !== generation) return;
@@ -140,7 +187,7 @@ export async function loadMore(first = false): Promise<void> {
       return;
     }
     const conversations = { ...s.conversations };
-    for (const c of page.items) conversations[c.id] = c;
+    for (const c of page.items) conversations[c.id] = normal(c);
     const seen = new Set(s.list.order);
     const order = [...s.list.order, ...page.items.map((c) => c.id).filter((id) => !seen.has(id))];
     setState({
@@ -164,11 +211,13 @@ export async function loadMore(first = false): Promise<void> {
 
 /** Fetches the first page again and merges it in, without disturbing a load in flight. */
 export async function refreshFirstPage(): Promise<void> {
-  const { generation, q, unread } = getState().list;
+  const list = getState().list;
+  const { generation } = list;
   const n = ++firstIssued;
   const since = touchClock;
+  loadCountsSoon(0);
   try {
-    const page = await api.conversations({ q, unread });
+    const page = await api.conversations(query(list));
     if (getState().list.generation !== generation) return;
     applyFirstPage(n, since, page.items, page.nextCursor, true);
   } catch {
@@ -176,18 +225,88 @@ export async function refreshFirstPage(): Promise<void> {
   }
 }
 
-/** A conversation changed; `moved` says it got a message (so it goes to the top). */
-function upsertConversation(c: Conversation, moved: boolean): void {
+// ---- the tabs' counts --------------------------------------------------------------------
+
+let countsTimer: ReturnType<typeof setTimeout> | undefined;
+let countsIssued = 0;
+
+/** Reloads the tabs' numbers a moment after the last change (a burst costs one request). */
+export function loadCountsSoon(delay = 400): void {
+  clearTimeout(countsTimer);
+  countsTimer = setTimeout(() => void loadCounts(), delay);
+}
+
+async function loadCounts(): Promise<void> {
+  const { list, user } = getState();
+  if (!user) return;
+  const n = ++countsIssued;
+  try {
+    const counts = await api.counts({
+      status: list.status,
+      assignee: list.assignee,
+      label: list.label,
+    });
+    if (n === countsIssued) setState({ counts });
+  } catch {
+    // The numbers stay as they were; the next change asks again.
+  }
+}
+
+// Conversations an event named without the caller's own unread count, and which the store
+// did not hold: their count is asked for once.
+const askUnread = new Set<string>();
+function fetchOwnCountSoon(id: string): void {
+  if (askUnread.has(id)) return;
+  askUnread.add(id);
+  setTimeout(async () => {
+    try {
+      const c = await api.conversation(id);
+      const prev = getState().conversations[id];
+      if (prev) upsertConversation({ ...prev, unreadCount: c.unreadCount }, false);
+    } catch {
+      // Keep the estimate.
+    } finally {
+      askUnread.delete(id);
+    }
+  }, 200);
+}
+
+/**
+ * A conversation changed; `moved` says it got a message (so it goes to the top). `bump` says
+ * a message from the contact came in that this member is not reading: when the event leaves
+ * out the member's own unread count (events to the whole team do), the count kept goes up by
+ * one instead of being replaced.
+ */
+export function upsertConversation(wire: WireConversation, moved: boolean, bump = false): void {
   const s = getState();
+  const prev = s.conversations[wire.id];
+  const c = normal(wire, prev);
+  if (wire.unreadCount === undefined) {
+    if (prev) c.unreadCount = prev.unreadCount + (bump ? 1 : 0);
+    else {
+      c.unreadCount = Math.max(wire.contactUnreadCount ?? 0, bump ? 1 : 0);
+      fetchOwnCountSoon(c.id);
+    }
+  }
   const conversations = { ...s.conversations, [c.id]: c };
   let order = s.list.order;
   const present = order.includes(c.id);
-  if (!matchesFilter(c)) {
-    // Keep the open chat in view even if it no longer matches (e.g. read under "unread").
-    if (present && c.id !== s.activeId) order = order.filter((id) => id !== c.id);
-  } else if (moved || !present) {
+  const fit = matchesFilter(c);
+  if (fit === "no" || (fit === "soft" && c.id !== s.activeId)) {
+    if (present) order = order.filter((id) => id !== c.id);
+  } else if (moved) {
     order = [c.id, ...order.filter((id) => id !== c.id)];
     touched.set(c.id, ++touchClock);
+  } else if (!present && fit === "yes") {
+    // It newly belongs here (reopened, assigned, labelled): at its place by activity, unless
+    // that is below the pages loaded so far (paging brings it then).
+    const at = order.findIndex((id) => {
+      const o = conversations[id];
+      return o !== undefined && activity(o) < activity(c);
+    });
+    if (at >= 0) order = [...order.slice(0, at), c.id, ...order.slice(at)];
+    else if (s.list.done) order = [...order, c.id];
+    if (order !== s.list.order) touched.set(c.id, ++touchClock);
   }
   setState({ conversations, list: order === s.list.order ? s.list : { ...s.list, order } });
 }
@@ -200,7 +319,7 @@ export async function openConversation(id: string): Promise<void> {
   if (!s.conversations[id]) {
     try {
       const c = await api.conversation(id);
-      setState((st) => ({ conversations: { ...st.conversations, [c.id]: c } }));
+      setState((st) => ({ conversations: { ...st.conversations, [c.id]: normal(c) } }));
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
         toast("That conversation does not exist.");
@@ -260,10 +379,18 @@ export async function loadOlder(id: string): Promise<void> {
 }
 
 const reading = new Set<string>();
-/** Marks the open conversation read (once per burst), while the tab is visible. */
-export function markReadSoon(id: string): void {
+/**
+ * Marks the open conversation read (once per burst), while the tab is visible. `force` asks
+ * even when the count kept is 0 (a message came in while the member was reading).
+ */
+export function markReadSoon(id: string, force = false): void {
   const c = getState().conversations[id];
-  if (!c || c.unreadCount === 0 || reading.has(id) || document.visibilityState !== "visible") {
+  if (
+    !c ||
+    (c.unreadCount === 0 && !force) ||
+    reading.has(id) ||
+    document.visibilityState !== "visible"
+  ) {
     return;
   }
   reading.add(id);
@@ -279,8 +406,37 @@ export function markReadSoon(id: string): void {
   }, 150);
 }
 
+/**
+ * Loads a chat's history upward until `messageId` is in it (a search result, a mention);
+ * false when the start of the chat is reached without it.
+ */
+export async function revealMessage(id: string, messageId: string): Promise<boolean> {
+  for (let i = 0; i < 400; i++) {
+    const t = getState().threads[id];
+    if (t?.items.some((m) => m.id === messageId)) return true;
+    if (t?.loading) {
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
+    if (!t?.loaded) {
+      await loadLatest(id);
+      if (getState().threads[id]?.error) return false;
+      continue;
+    }
+    if (t.error || t.older === null) return false;
+    await loadOlder(id);
+  }
+  return false;
+}
+
 export async function sendMessage(id: string, content: string): Promise<void> {
   const message = await api.send(id, content);
+  applyMessage(message);
+}
+
+/** A private note: stored in the timeline, never sent to WhatsApp. */
+export async function sendNote(id: string, content: string): Promise<void> {
+  const message = await api.addNote(id, content);
   applyMessage(message);
 }
 
@@ -319,21 +475,30 @@ export function setIncomingHook(hook: IncomingHook): void {
 export function applyChatEvent(e: AppEvent, live: boolean): void {
   switch (e.type) {
     case "incoming_message":
-    case "message_sent":
-      if (e.conversation) upsertConversation(e.conversation, true);
+    case "message_sent": {
+      const c = e.conversation;
+      const fromContact = e.type === "incoming_message" && e.message?.sender !== "agent";
+      const isReading =
+        c !== undefined && c.id === getState().activeId && document.visibilityState === "visible";
+      if (c) upsertConversation(c, true, fromContact && !isReading);
       if (e.message) applyMessage(e.message);
-      if (e.type === "incoming_message" && e.message && e.conversation) {
-        if (live) onIncoming(e.message, e.conversation);
-        if (e.conversation.id === getState().activeId && e.message.sender === "user") {
-          markReadSoon(e.conversation.id);
-        }
+      if (e.type === "incoming_message" && e.message && c) {
+        if (live) onIncoming(e.message, normal(c, getState().conversations[c.id]));
+        if (fromContact && c.id === getState().activeId) markReadSoon(c.id, isReading);
       }
+      loadCountsSoon();
       break;
+    }
     case "message_status":
       if (e.message) applyStatus(e.message);
       break;
+    case "note_added":
+      if (e.conversation) upsertConversation(e.conversation, false);
+      if (e.message) applyMessage(e.message);
+      break;
     case "conversation_updated":
       if (e.conversation) upsertConversation(e.conversation, false);
+      loadCountsSoon();
       break;
     default:
       break;

@@ -8,12 +8,15 @@ import { getToken } from "./session";
 import { getState, setState } from "./store";
 import type { AppEvent, EventType } from "./types";
 import { loadIntegrations } from "./whatsapp";
+import { applyWorkflowEvent, loadNotifications } from "./workflow";
 
 const EVENTS: EventType[] = [
   "incoming_message",
   "message_sent",
   "message_status",
   "conversation_updated",
+  "note_added",
+  "mention",
   "qr",
   "whatsapp_status",
 ];
@@ -57,6 +60,7 @@ function apply(e: AppEvent, live: boolean): void {
     }));
   } else {
     applyChatEvent(e, live);
+    applyWorkflowEvent(e);
   }
 }
 
@@ -65,7 +69,11 @@ async function catchUp(): Promise<void> {
   try {
     if (lastSeq === null) {
       // Nothing seen yet: what changed since the screen was loaded is unknown; reload it.
-      await Promise.all([resync(), loadIntegrations().catch(() => {})]);
+      await Promise.all([
+        resync(),
+        loadIntegrations().catch(() => {}),
+        loadNotifications().catch(() => {}),
+      ]);
     } else {
       for (;;) {
         const page = await api.events(lastSeq);
@@ -73,7 +81,11 @@ async function catchUp(): Promise<void> {
           // The gap was pruned: reload, and go on from the newest seq seen (re-applying
           // an event is harmless).
           const newest = page.items.at(-1)?.seq ?? null;
-          await Promise.all([resync(), loadIntegrations().catch(() => {})]);
+          await Promise.all([
+            resync(),
+            loadIntegrations().catch(() => {}),
+            loadNotifications().catch(() => {}),
+          ]);
           if (newest !== null && (lastSeq === null || newest > lastSeq)) lastSeq = newest;
           break;
         }

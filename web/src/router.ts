@@ -25,6 +25,17 @@ export function usePath(): string {
   return path;
 }
 
+/** The query string (`?…`), re-read on every navigation. */
+export function useSearchParams(): URLSearchParams {
+  const [search, setSearch] = useState(location.search);
+  useEffect(() => {
+    const l = () => setSearch(location.search);
+    listeners.add(l);
+    return () => listeners.delete(l);
+  }, []);
+  return new URLSearchParams(search);
+}
+
 /** A same-origin link that navigates without a reload. */
 export function onLinkClick(e: MouseEvent, path: string): void {
   if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return;

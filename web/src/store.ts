@@ -2,7 +2,19 @@
 // subscribers. Components read it through `useStore`.
 
 import { useEffect, useState } from "preact/hooks";
-import type { Conversation, Integration, Message, Tenant, User, WhatsappStatus } from "./types";
+import type {
+  AppNotification,
+  CannedResponse,
+  Conversation,
+  ConversationStatus,
+  Counts,
+  Integration,
+  Label,
+  Message,
+  Tenant,
+  User,
+  WhatsappStatus,
+} from "./types";
 
 export type Connection = "connecting" | "online" | "offline";
 
@@ -16,6 +28,8 @@ export interface Thread {
   error: string | null;
 }
 
+export type AssigneeFilter = "me" | "unassigned" | "all";
+
 export interface ListState {
   /** Conversation ids in display order. */
   order: string[];
@@ -25,6 +39,11 @@ export interface ListState {
   error: string | null;
   q: string;
   unread: boolean;
+  /** The status tab. */
+  status: ConversationStatus;
+  assignee: AssigneeFilter;
+  /** A label id, or null for every label. */
+  label: string | null;
   /** Bumped on every reload, so an old page arriving late is dropped. */
   generation: number;
 }
@@ -45,6 +64,21 @@ export interface State {
   /** Bumped by every `whatsapp_status`/`qr` event: an HTTP answer older than one is stale. */
   whatsappVersion: number;
   toast: string | null;
+  /** The tabs' numbers for the list's current filters. */
+  counts: Counts | null;
+  /** The team (for the assign menu, mentions and note authors). */
+  team: User[];
+  labels: Label[];
+  /** Quick replies; null until loaded. */
+  canned: CannedResponse[] | null;
+  notifications: NotificationsState;
+}
+
+export interface NotificationsState {
+  items: AppNotification[];
+  unread: number;
+  cursor: string | null;
+  loaded: boolean;
 }
 
 export const initialList = (): ListState => ({
@@ -55,6 +89,9 @@ export const initialList = (): ListState => ({
   error: null,
   q: "",
   unread: false,
+  status: "open",
+  assignee: "all",
+  label: null,
   generation: 0,
 });
 
@@ -72,6 +109,11 @@ const initial = (): State => ({
   qrExpiresAt: null,
   whatsappVersion: 0,
   toast: null,
+  counts: null,
+  team: [],
+  labels: [],
+  canned: null,
+  notifications: { items: [], unread: 0, cursor: null, loaded: false },
 });
 
 let state: State = initial();

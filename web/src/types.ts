@@ -17,15 +17,87 @@ export interface Tenant {
   createdAt: string;
 }
 
+export type ConversationStatus = "open" | "pending" | "resolved" | "snoozed";
+
 export interface Conversation {
   id: string;
+  /** The name shown: the team's if someone edited it, else WhatsApp's push name. */
   contactName: string | null;
   contactNumber: string;
   platform: string;
   lastMessage: string | null;
   lastMessageAt: string | null;
+  /**
+   * The caller's own unread count. Events sent to the whole team leave it out (the store keeps
+   * the count it has), so it is optional on the wire; in the store it is always set.
+   */
   unreadCount: number;
+  /** Incoming messages no member has read yet (what WhatsApp read receipts follow). */
+  contactUnreadCount?: number;
   createdAt: string;
+  status: ConversationStatus;
+  snoozedUntil: string | null;
+  assigneeId: string | null;
+  /** Label ids, sorted. */
+  labels: string[];
+  /** The name the contact set in WhatsApp (latest seen). */
+  pushName: string | null;
+  /** True once the team set the name: the push name no longer replaces it. */
+  nameEdited: boolean;
+}
+
+/** A conversation as an event carries it: `unreadCount` may be absent (team-wide events). */
+export type WireConversation = Omit<Conversation, "unreadCount"> & { unreadCount?: number };
+
+export interface Label {
+  id: string;
+  name: string;
+  /** `#rrggbb` */
+  color: string;
+}
+
+export interface CannedResponse {
+  id: string;
+  shortCode: string;
+  content: string;
+}
+
+export interface Counts {
+  status: Record<ConversationStatus, number>;
+  assignee: { me: number; unassigned: number; all: number };
+}
+
+export interface AppNotification {
+  id: string;
+  /** `mention` */
+  kind?: string;
+  createdAt: string;
+  read?: boolean;
+  readAt?: string | null;
+  conversationId?: string;
+  messageId?: string;
+  authorId?: string | null;
+  authorName?: string | null;
+  excerpt?: string | null;
+  message?: Message;
+  conversation?: WireConversation;
+}
+
+export interface NotificationPage {
+  items: AppNotification[];
+  nextCursor: string | null;
+  unread: number;
+}
+
+export interface SnippetPart {
+  text: string;
+  match: boolean;
+}
+
+export interface SearchHit {
+  message: Message;
+  conversation: { id: string; contactName: string | null; contactNumber: string };
+  snippet: SnippetPart[];
 }
 
 export type MessageStatus = "pending" | "sent" | "delivered" | "read" | "failed";
@@ -43,6 +115,8 @@ export interface Message {
   createdAt: string;
   /** Why WhatsApp refused the message (status `failed`). */
   failureReason?: string;
+  /** A private note: seen by the team only, never sent to WhatsApp. */
+  private?: boolean;
 }
 
 export interface Page<T> {
@@ -82,6 +156,8 @@ export type EventType =
   | "message_sent"
   | "message_status"
   | "conversation_updated"
+  | "note_added"
+  | "mention"
   | "qr"
   | "whatsapp_status";
 
@@ -90,7 +166,8 @@ export interface AppEvent extends Partial<WhatsappStatus> {
   type: EventType;
   createdAt: string;
   message?: Message;
-  conversation?: Conversation;
+  conversation?: WireConversation;
+  notification?: AppNotification;
   code?: string;
   svg?: string;
 }

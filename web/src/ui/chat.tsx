@@ -1,12 +1,12 @@
 import { memo } from "preact/compat";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { clock, dayLabel, displayName, formatNumber, fullTime } from "../format";
-import { loadOlder, markReadSoon, retry, sendMessage } from "../inbox";
-import { navigate } from "../router";
-import { useStore } from "../store";
-import type { Message } from "../types";
-import { IconAlert, IconBack, IconCheck, IconClock, IconDoubleCheck, IconSend } from "./icons";
-import { Avatar } from "./inbox";
+import { clock, dayLabel, displayName, fullTime } from "../format";
+import { loadOlder, markReadSoon, retry, revealMessage } from "../inbox";
+import { toast, useStore } from "../store";
+import type { Message, User } from "../types";
+import { ChatHeader } from "./chat-head";
+import { Composer } from "./composer";
+import { IconAlert, IconCheck, IconClock, IconDoubleCheck } from "./icons";
 
 const STATUS_LABEL: Record<Message["status"], string> = {
   pending: "Sending",
@@ -35,13 +35,61 @@ function Ticks(props: { status: Message["status"] }) {
   );
 }
 
-const Bubble = memo(function Bubble(props: { m: Message }) {
-  const { m } = props;
+/** A note's text with each `@Name` of a teammate set apart. */
+function withMentions(text: string, team: User[]) {
+  const names = team.map((u) => u.name).filter(Boolean);
+  if (!names.length || !text.includes("@")) return text;
+  const esc = names
+    .sort((a, b) => b.length - a.length)
+    .map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const re = new RegExp(`@(?:${esc.join("|")})`, "giu");
+  const out: (string | preact.JSX.Element)[] = [];
+  let at = 0;
+  for (const m of text.matchAll(re)) {
+    const i = m.index ?? 0;
+    if (i > at) out.push(text.slice(at, i));
+    out.push(
+      <strong key={i} class="mention">
+        {m[0]}
+      </strong>,
+    );
+    at = i + m[0].length;
+  }
+  if (at < text.length) out.push(text.slice(at));
+  return out;
+}
+
+const Bubble = memo(function Bubble(props: { m: Message; highlight: boolean; team: User[] }) {
+  const { m, highlight, team } = props;
   const mine = m.sender === "agent";
+  if (m.private) {
+    const author = team.find((u) => u.id === m.authorId)?.name ?? "A teammate";
+    return (
+      <li
+        class={`msg msg-note ${highlight ? "msg-highlight" : ""}`}
+        data-id={m.id}
+        data-private="true"
+        tabIndex={highlight ? -1 : undefined}
+      >
+        <div class="bubble">
+          <span class="note-label">
+            Private note · <span class="note-author">{author}</span>
+          </span>
+          <p class="bubble-text">{withMentions(m.content, team)}</p>
+          <span class="bubble-meta">
+            <time dateTime={m.createdAt} title={fullTime(m.createdAt)}>
+              {clock(m.createdAt)}
+            </time>
+          </span>
+        </div>
+      </li>
+    );
+  }
   return (
     <li
-      class={`msg ${mine ? "msg-out" : "msg-in"} ${m.status === "failed" ? "msg-failed" : ""}`}
+      class={`msg ${mine ? "msg-out" : "msg-in"} ${m.status === "failed" ? "msg-failed" : ""} ${highlight ? "msg-highlight" : ""}`}
       data-id={m.id}
+      tabIndex={highlight ? -1 : undefined}
     >
       <div class="bubble">
         <p class="bubble-text">{m.content}</p>
@@ -64,11 +112,13 @@ const Bubble = memo(function Bubble(props: { m: Message }) {
   );
 });
 
-export function Chat(props: { id: string }) {
-  const { id } = props;
+export function Chat(props: { id: string; focus?: string | null }) {
+  const { id, focus } = props;
   const c = useStore((s) => s.conversations[id], [id]);
   const thread = useStore((s) => s.threads[id], [id]);
   const whatsapp = useStore((s) => s.whatsapp?.state);
+  const team = useStore((s) => s.team);
+  const [highlight, setHighlight] = useState<string | null>(null);
   const scroller = useRef<HTMLDivElement>(null);
   const top = useRef<HTMLLIElement>(null);
   const stick = useRef(true);
@@ -108,6 +158,30 @@ export function Chat(props: { id: string }) {
     return () => io.disconnect();
   }, [id, older, loading]);
 
+  // A search result or a mention: load back to that message, then show it.
+  useEffect(() => {
+    if (!focus) return;
+    let live = true;
+    void revealMessage(id, focus).then((found) => {
+      if (!live) return;
+      if (found) setHighlight(focus);
+      else toast("That message is not in this chat any more.");
+    });
+    return () => {
+      live = false;
+    };
+  }, [id, focus]);
+  useEffect(() => {
+    if (!highlight) return;
+    const el = scroller.current?.querySelector<HTMLElement>(`[data-id="${CSS.escape(highlight)}"]`);
+    if (!el) return;
+    stick.current = false;
+    el.scrollIntoView({ block: "center" });
+    el.focus({ preventScroll: true });
+    const t = setTimeout(() => setHighlight(null), 6000);
+    return () => clearTimeout(t);
+  }, [highlight]);
+
   useEffect(() => {
     const onVisible = () => {
       if (document.visibilityState === "visible") markReadSoon(id);
@@ -120,21 +194,7 @@ export function Chat(props: { id: string }) {
   let lastDay = "";
   return (
     <div class="chat">
-      <header class="chat-head">
-        <button
-          type="button"
-          class="icon-btn back-btn"
-          aria-label="Back to conversations"
-          onClick={() => navigate("/inbox")}
-        >
-          <IconBack />
-        </button>
-        {c && <Avatar name={name} id={c.contactNumber} />}
-        <div class="chat-title">
-          <h2>{name || "Loading…"}</h2>
-          {c?.contactName && <span class="muted">{formatNumber(c.contactNumber)}</span>}
-        </div>
-      </header>
+      <ChatHeader c={c} />
       <div
         class="chat-scroll"
         ref={scroller}
@@ -169,7 +229,7 @@ export function Chat(props: { id: string }) {
                   <span>{day}</span>
                 </li>
               ) : null,
-              <Bubble key={m.id} m={m} />,
+              <Bubble key={m.id} m={m} highlight={m.id === highlight} team={team} />,
             ];
           })}
         </ol>
@@ -186,75 +246,5 @@ export function Chat(props: { id: string }) {
       )}
       <Composer id={id} />
     </div>
-  );
-}
-
-function Composer(props: { id: string }) {
-  const [text, setText] = useState("");
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const area = useRef<HTMLTextAreaElement>(null);
-
-  useLayoutEffect(() => {
-    const el = area.current;
-    if (!el) return;
-    el.style.height = "auto";
-    el.style.height = `${Math.min(el.scrollHeight, 160)}px`;
-  }, [text]);
-
-  async function send() {
-    const content = text.trim();
-    if (!content || busy) return;
-    setBusy(true);
-    setError(null);
-    try {
-      await sendMessage(props.id, content);
-      setText("");
-    } catch (e) {
-      setError((e as Error).message);
-    } finally {
-      setBusy(false);
-      area.current?.focus();
-    }
-  }
-
-  return (
-    <form
-      class="composer"
-      onSubmit={(e) => {
-        e.preventDefault();
-        void send();
-      }}
-    >
-      {error && (
-        <p class="form-error composer-error" role="alert">
-          {error}
-        </p>
-      )}
-      <label class="sr-only" for="composer-input">
-        Write a message
-      </label>
-      <span id="composer-hint" class="sr-only">
-        Enter sends; Shift+Enter starts a new line.
-      </span>
-      <textarea
-        id="composer-input"
-        ref={area}
-        rows={1}
-        value={text}
-        placeholder="Type a message"
-        aria-describedby="composer-hint"
-        onInput={(e) => setText((e.currentTarget as HTMLTextAreaElement).value)}
-        onKeyDown={(e) => {
-          if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-            e.preventDefault();
-            void send();
-          }
-        }}
-      />
-      <button type="submit" class="send-btn" aria-label="Send" disabled={busy || !text.trim()}>
-        <IconSend />
-      </button>
-    </form>
   );
 }

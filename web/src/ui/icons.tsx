@@ -96,3 +96,9 @@ export const IconWhatsapp = (p: P) => (
     <path d="M9 8.5c0 3.5 3 6.5 6.5 6.5l1-1.8-2-1-1 1a4 4 0 0 1-2.7-2.7l1-1-1-2z" />
   </svg>
 );
+export const IconBell = (p: P) => (
+  <svg {...base} class={p.class}>
+    <path d="M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9" />
+    <path d="M10.3 21a1.94 1.94 0 0 0 3.4 0" />
+  </svg>
+);

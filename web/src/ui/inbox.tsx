@@ -3,12 +3,13 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api";
 import { colorIndex, displayName, initials, shortTime } from "../format";
 import { loadMore, openConversation, reloadList } from "../inbox";
-import { navigate, onLinkClick } from "../router";
-import { useStore } from "../store";
-import type { Conversation } from "../types";
+import { navigate, onLinkClick, useSearchParams } from "../router";
+import { type AssigneeFilter, useStore } from "../store";
+import type { Conversation, ConversationStatus } from "../types";
 import { Chat } from "./chat";
 import { Dialog } from "./dialog";
 import { IconChat, IconPlus, IconSearch } from "./icons";
+import { LabelChips } from "./labels";
 
 export function Avatar(props: { name: string; id: string; size?: "lg" }) {
   return (
@@ -23,6 +24,7 @@ export function Avatar(props: { name: string; id: string; size?: "lg" }) {
 
 export function Inbox(props: { chatId: string | null }) {
   const { chatId } = props;
+  const focus = useSearchParams().get("message");
   useEffect(() => {
     if (chatId) void openConversation(chatId);
   }, [chatId]);
@@ -31,7 +33,7 @@ export function Inbox(props: { chatId: string | null }) {
       <ConversationList activeId={chatId} />
       <section class="chat-pane" aria-label="Chat">
         {chatId ? (
-          <Chat key={chatId} id={chatId} />
+          <Chat key={chatId} id={chatId} focus={focus} />
         ) : (
           <div class="chat-empty">
             <IconChat />
@@ -102,25 +104,36 @@ function ConversationList(props: { activeId: string | null }) {
             onInput={(e) => setQ((e.currentTarget as HTMLInputElement).value)}
           />
         </label>
-        <fieldset class="segmented">
-          <legend class="sr-only">Show</legend>
-          <button
-            type="button"
-            aria-pressed={!list.unread}
-            onClick={() => list.unread && void reloadList({ q, unread: false })}
-          >
-            All
-          </button>
-          <button
-            type="button"
-            aria-pressed={list.unread}
-            onClick={() => !list.unread && void reloadList({ q, unread: true })}
-          >
-            Unread
-          </button>
-        </fieldset>
+        <div class="list-filters">
+          <AssigneeSwitch />
+          <fieldset class="segmented">
+            <legend class="sr-only">Show</legend>
+            <button
+              type="button"
+              aria-pressed={!list.unread}
+              onClick={() => list.unread && void reloadList({ q, unread: false })}
+            >
+              All
+            </button>
+            <button
+              type="button"
+              aria-pressed={list.unread}
+              onClick={() => !list.unread && void reloadList({ q, unread: true })}
+            >
+              Unread
+            </button>
+          </fieldset>
+          <LabelFilter />
+        </div>
       </div>
-      <div class="list-scroll" ref={scroller}>
+      <StatusTabs />
+      <div
+        class="list-scroll"
+        ref={scroller}
+        id="conv-panel"
+        role="tabpanel"
+        aria-labelledby={`tab-${list.status}`}
+      >
         <ul class="conv-list" aria-label="Conversation list" aria-busy={list.loading}>
           {list.order.map((id) => {
             const c = conversations[id];
@@ -147,15 +160,125 @@ function ConversationList(props: { activeId: string | null }) {
         {list.done && list.order.length === 0 && !list.error && (
           <div class="list-state">
             <p>
-              {list.q || list.unread
+              {list.q || list.unread || list.label || list.assignee !== "all"
                 ? "No conversations match."
-                : "No conversations yet. When someone messages your WhatsApp number, the chat shows up here."}
+                : list.status !== "open"
+                  ? `No ${STATUS_LABEL[list.status].toLowerCase()} conversations.`
+                  : "No open conversations. When someone messages your WhatsApp number, the chat shows up here."}
             </p>
           </div>
         )}
       </div>
       {creating && <NewConversation onClose={() => setCreating(false)} />}
     </section>
+  );
+}
+
+export const STATUS_LABEL: Record<ConversationStatus, string> = {
+  open: "Open",
+  pending: "Pending",
+  resolved: "Resolved",
+  snoozed: "Snoozed",
+};
+const STATUSES: ConversationStatus[] = ["open", "pending", "resolved", "snoozed"];
+
+/** The status tabs, each with the number of conversations clicking it would list. */
+function StatusTabs() {
+  const status = useStore((s) => s.list.status);
+  const counts = useStore((s) => s.counts);
+  const refs = useRef<(HTMLButtonElement | null)[]>([]);
+  function onKeyDown(e: KeyboardEvent) {
+    const at = STATUSES.indexOf(status);
+    let next = -1;
+    if (e.key === "ArrowRight") next = (at + 1) % STATUSES.length;
+    else if (e.key === "ArrowLeft") next = (at - 1 + STATUSES.length) % STATUSES.length;
+    else if (e.key === "Home") next = 0;
+    else if (e.key === "End") next = STATUSES.length - 1;
+    if (next < 0) return;
+    e.preventDefault();
+    void reloadList({ status: STATUSES[next] });
+    refs.current[next]?.focus();
+  }
+  return (
+    <div class="status-tabs" role="tablist" aria-label="Status" onKeyDown={onKeyDown}>
+      {STATUSES.map((st, i) => (
+        <button
+          key={st}
+          ref={(el) => {
+            refs.current[i] = el;
+          }}
+          type="button"
+          role="tab"
+          id={`tab-${st}`}
+          aria-selected={status === st}
+          aria-controls="conv-panel"
+          tabIndex={status === st ? 0 : -1}
+          data-status={st}
+          onClick={() => status !== st && void reloadList({ status: st })}
+        >
+          {STATUS_LABEL[st]}
+          <span class="tab-count" data-count={counts?.status[st] ?? ""}>
+            {counts ? counts.status[st] : ""}
+          </span>
+        </button>
+      ))}
+    </div>
+  );
+}
+
+const ASSIGNEES: { value: AssigneeFilter; label: string }[] = [
+  { value: "me", label: "Mine" },
+  { value: "unassigned", label: "Unassigned" },
+  { value: "all", label: "All" },
+];
+
+/** Mine / Unassigned / All, as radio buttons (one of them is always chosen). */
+function AssigneeSwitch() {
+  const assignee = useStore((s) => s.list.assignee);
+  const counts = useStore((s) => s.counts);
+  return (
+    <fieldset class="segmented radios">
+      <legend class="sr-only">Assigned to</legend>
+      {ASSIGNEES.map((a) => (
+        <label key={a.value} class={assignee === a.value ? "checked" : ""}>
+          <input
+            type="radio"
+            name="assignee"
+            value={a.value}
+            checked={assignee === a.value}
+            onChange={() => void reloadList({ assignee: a.value })}
+          />
+          {a.label}
+          <span class="tab-count" data-count={counts?.assignee[a.value] ?? ""}>
+            {counts ? counts.assignee[a.value] : ""}
+          </span>
+        </label>
+      ))}
+    </fieldset>
+  );
+}
+
+function LabelFilter() {
+  const labels = useStore((s) => s.labels);
+  const label = useStore((s) => s.list.label);
+  if (labels.length === 0 && !label) return null;
+  return (
+    <label class="label-filter">
+      <span class="sr-only">Filter by label</span>
+      <select
+        value={label ?? ""}
+        onChange={(e) =>
+          void reloadList({ label: (e.currentTarget as HTMLSelectElement).value || null })
+        }
+      >
+        <option value="">Any label</option>
+        {labels.map((l) => (
+          <option key={l.id} value={l.id}>
+            {l.name}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 
@@ -191,11 +314,28 @@ const ConversationItem = memo(function ConversationItem(props: {
               </span>
             )}
           </span>
+          {(c.labels.length > 0 || c.assigneeId) && (
+            <span class="conv-meta">
+              <LabelChips ids={c.labels} max={3} />
+              {c.assigneeId && <Assignee id={c.assigneeId} />}
+            </span>
+          )}
         </span>
       </a>
     </li>
   );
 });
+
+function Assignee(props: { id: string }) {
+  const me = useStore((s) => s.user?.id);
+  const name = useStore((s) => s.team.find((u) => u.id === props.id)?.name, [props.id]);
+  return (
+    <span class="conv-assignee" data-assignee={props.id}>
+      <span class="sr-only">Assigned to </span>
+      {props.id === me ? "You" : (name ?? "A teammate")}
+    </span>
+  );
+}
 
 function NewConversation(props: { onClose: () => void }) {
   const [error, setError] = useState<string | null>(null);

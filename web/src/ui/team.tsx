@@ -4,6 +4,7 @@ import { getState, setState, useStore } from "../store";
 import type { Role, User } from "../types";
 import { Confirm } from "./dialog";
 import { Avatar } from "./inbox";
+import { LabelsSection, QuickRepliesSection } from "./manage";
 
 const ROLE_LABEL: Record<Role, string> = { owner: "Owner", admin: "Admin", agent: "Agent" };
 
@@ -16,14 +17,16 @@ export function Team() {
   const [removing, setRemoving] = useState<User | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const load = () =>
+  useEffect(() => {
     api.team().then(
       (p) => setMembers(p.items),
       (e) => setError((e as Error).message),
     );
-  useEffect(() => {
-    void load();
   }, []);
+  // The assign menu and mentions read the team from the store.
+  useEffect(() => {
+    if (members) setState({ team: members });
+  }, [members]);
 
   async function changeRole(u: User, role: Role) {
     setRowError(null);
@@ -59,7 +62,7 @@ export function Team() {
         <h1>Team</h1>
         <p class="muted">
           {manager
-            ? "Everyone here answers the same inbox. Owners and admins manage the team; only an owner can make or change owners."
+            ? "Everyone here answers the same inbox. Owners and admins manage the team, its labels and quick replies; only an owner can make or change owners."
             : "Everyone here answers the same inbox. Only owners and admins can manage the team."}
         </p>
       </header>
@@ -132,6 +135,8 @@ export function Team() {
       {manager && (
         <AddMember roles={roles} onAdded={(u) => setMembers((ms) => [...(ms ?? []), u])} />
       )}
+      <LabelsSection manager={manager} />
+      <QuickRepliesSection manager={manager} />
       {removing && (
         <Confirm
           title={`Remove ${removing.name}?`}

@@ -1,0 +1,238 @@
+// The team workflow's data: the team, labels, quick replies and notifications in the store,
+// and the actions on a conversation (status, assignee, labels, contact name). Each action
+// applies the server's answer at once; the `conversation_updated` event that follows brings
+// the same state to everyone else's screen.
+
+import { api } from "./api";
+import { displayName, formatNumber } from "./format";
+import { loadCountsSoon, upsertConversation } from "./inbox";
+import { getState, setState } from "./store";
+import type {
+  AppEvent,
+  AppNotification,
+  CannedResponse,
+  Conversation,
+  ConversationStatus,
+  Label,
+  User,
+} from "./types";
+
+// ---- what the workflow screens read -----------------------------------------------------
+
+export async function loadTeam(): Promise<User[]> {
+  const page = await api.team();
+  setState({ team: page.items });
+  return page.items;
+}
+
+const byName = (a: Label, b: Label) => a.name.localeCompare(b.name);
+
+export async function loadLabels(): Promise<void> {
+  const { items } = await api.labels();
+  setState({ labels: items.slice().sort(byName) });
+}
+
+export async function loadCanned(): Promise<void> {
+  const { items } = await api.cannedResponses();
+  setState({ canned: sortCanned(items) });
+}
+
+function sortCanned(items: CannedResponse[]): CannedResponse[] {
+  return items.slice().sort((a, b) => a.shortCode.localeCompare(b.shortCode));
+}
+
+/** Everything the inbox needs besides the list, at sign-in (failures leave it empty). */
+export function loadWorkflow(): void {
+  loadTeam().catch(() => {});
+  loadLabels().catch(() => {});
+  loadCanned().catch(() => {});
+  loadNotifications().catch(() => {});
+}
+
+// ---- conversation actions ---------------------------------------------------------------
+
+function applied(c: Conversation | undefined | null): void {
+  // The answer is the conversation as the caller sees it (their own unread count included).
+  if (c && typeof c === "object" && "id" in c) upsertConversation(c, false);
+  loadCountsSoon(100);
+}
+
+export async function setStatus(
+  id: string,
+  status: ConversationStatus,
+  snoozedUntil?: Date,
+): Promise<void> {
+  applied(await api.setStatus(id, status, snoozedUntil?.toISOString()));
+}
+
+export async function assign(id: string, userId: string | null): Promise<void> {
+  applied(await api.assign(id, userId));
+}
+
+export async function setLabels(id: string, labels: string[]): Promise<void> {
+  applied(await api.setLabels(id, labels));
+}
+
+/** A name sets the team's name for the contact; empty goes back to WhatsApp's push name. */
+export async function renameContact(id: string, name: string): Promise<void> {
+  const trimmed = name.trim();
+  applied(await api.renameContact(id, trimmed === "" ? null : trimmed));
+}
+
+// ---- labels and quick replies (owners and admins manage them) ----------------------------
+
+export async function createLabel(name: string, color: string): Promise<void> {
+  const label = await api.createLabel({ name, color });
+  setState((s) => ({ labels: [...s.labels.filter((l) => l.id !== label.id), label].sort(byName) }));
+}
+
+export async function updateLabel(id: string, patch: { name?: string; color?: string }) {
+  const label = await api.updateLabel(id, patch);
+  setState((s) => ({ labels: s.labels.map((l) => (l.id === id ? label : l)).sort(byName) }));
+}
+
+export async function deleteLabel(id: string): Promise<void> {
+  await api.deleteLabel(id);
+  setState((s) => ({ labels: s.labels.filter((l) => l.id !== id) }));
+}
+
+export async function createCanned(shortCode: string, content: string): Promise<void> {
+  const r = await api.createCanned({ shortCode, content });
+  setState((s) => ({ canned: sortCanned([...(s.canned ?? []).filter((x) => x.id !== r.id), r]) }));
+}
+
+export async function updateCanned(id: string, patch: { shortCode?: string; content?: string }) {
+  const r = await api.updateCanned(id, patch);
+  setState((s) => ({ canned: sortCanned((s.canned ?? []).map((x) => (x.id === id ? r : x))) }));
+}
+
+export async function deleteCanned(id: string): Promise<void> {
+  await api.deleteCanned(id);
+  setState((s) => ({ canned: (s.canned ?? []).filter((x) => x.id !== id) }));
+}
+
+/** A quick reply's text with `{{contact.name}}` and `{{agent.name}}` filled in. */
+export function fillTemplate(content: string, c: Conversation | undefined, agent: User | null) {
+  const contact = c ? displayName(c) : "";
+  return content
+    .replace(/\{\{\s*contact\.name\s*\}\}/g, contact)
+    .replace(/\{\{\s*agent\.name\s*\}\}/g, agent?.name ?? "");
+}
+
+// ---- notifications -----------------------------------------------------------------------
+
+function isRead(n: AppNotification): boolean {
+  return n.read === true || (n.readAt !== undefined && n.readAt !== null);
+}
+
+export { isRead as notificationIsRead };
+
+export async function loadNotifications(more = false): Promise<void> {
+  const cur = getState().notifications;
+  const page = await api.notifications(more ? cur.cursor : null);
+  setState((s) => {
+    const seen = new Set(more ? s.notifications.items.map((n) => n.id) : []);
+    const items = more
+      ? [...s.notifications.items, ...page.items.filter((n) => !seen.has(n.id))]
+      : page.items;
+    return {
+      notifications: { items, unread: page.unread, cursor: page.nextCursor, loaded: true },
+    };
+  });
+}
+
+/** Marks the given notifications (or all) read, on screen at once. */
+export async function markNotificationsRead(ids?: string[]): Promise<void> {
+  setState((s) => {
+    const hit = (n: AppNotification) => !ids || ids.includes(n.id);
+    const newly = s.notifications.items.filter((n) => hit(n) && !isRead(n)).length;
+    return {
+      notifications: {
+        ...s.notifications,
+        items: s.notifications.items.map((n) => (hit(n) ? { ...n, read: true } : n)),
+        unread: ids ? Math.max(0, s.notifications.unread - newly) : 0,
+      },
+    };
+  });
+  try {
+    await api.markNotificationsRead(ids);
+  } catch {
+    // The next load shows the server's numbers.
+  }
+}
+
+/** Who wrote a message, by the team list. */
+export function memberName(id: string | null | undefined): string | null {
+  if (!id) return null;
+  return getState().team.find((u) => u.id === id)?.name ?? null;
+}
+
+/** A notification's line: who mentioned the member where, and the note's text. */
+export function describeNotification(n: AppNotification): {
+  who: string;
+  where: string;
+  text: string;
+} {
+  const who = n.authorName ?? memberName(n.authorId ?? n.message?.authorId) ?? "A teammate";
+  const conv =
+    n.conversation ??
+    (n.conversationId ? getState().conversations[n.conversationId] : undefined) ??
+    null;
+  const where = conv ? displayName(conv) : "a conversation";
+  const text = n.message?.content ?? n.excerpt ?? "";
+  return { who, where: where || formatNumber(conv?.contactNumber ?? ""), text };
+}
+
+let labelsTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** The workflow's part of a realtime event: mentions, and labels the store does not know. */
+export function applyWorkflowEvent(e: AppEvent): void {
+  if (e.type === "mention" && e.notification) {
+    const n: AppNotification = {
+      ...e.notification,
+      message: e.notification.message ?? e.message,
+      conversation: e.notification.conversation ?? e.conversation,
+    };
+    setState((s) => {
+      if (s.notifications.items.some((x) => x.id === n.id)) return {};
+      return {
+        notifications: {
+          ...s.notifications,
+          items: [n, ...s.notifications.items],
+          unread: s.notifications.unread + (isRead(n) ? 0 : 1),
+        },
+      };
+    });
+  }
+  const labels = e.conversation?.labels;
+  if (labels?.length) {
+    const known = new Set(getState().labels.map((l) => l.id));
+    if (labels.some((id) => !known.has(id))) {
+      clearTimeout(labelsTimer);
+      labelsTimer = setTimeout(() => loadLabels().catch(() => {}), 200);
+    }
+  }
+}
+
+// ---- search ------------------------------------------------------------------------------
+
+/**
+ * The words a person typed as an FTS5 query: each one a quoted phrase (inner quotes doubled),
+ * so nothing they type is read as FTS5 syntax.
+ */
+export function ftsQuery(text: string): string {
+  return text
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((w) => `"${w.replace(/"/g, '""')}"`)
+    .join(" ");
+}
+
+/** A word shorter than the index's three characters, if any (the server refuses those). */
+export function shortWord(text: string): string | null {
+  for (const w of text.trim().split(/\s+/)) {
+    if (w && [...w].length < 3) return w;
+  }
+  return null;
+}
