@@ -5,7 +5,7 @@
 
 import { api } from "./api";
 import { displayName, formatNumber } from "./format";
-import { loadCountsSoon, upsertConversation } from "./inbox";
+import { loadCountsSoon, reloadList, upsertConversation } from "./inbox";
 import { getState, setState } from "./store";
 import type {
   AppEvent,
@@ -30,6 +30,13 @@ const byName = (a: Label, b: Label) => a.name.localeCompare(b.name);
 export async function loadLabels(): Promise<void> {
   const { items } = await api.labels();
   setState({ labels: items.slice().sort(byName) });
+  dropGoneLabelFilter();
+}
+
+/** A label filter whose label was deleted (here or by someone else) goes back to any label. */
+function dropGoneLabelFilter(): void {
+  const { list, labels } = getState();
+  if (list.label && !labels.some((l) => l.id === list.label)) void reloadList({ label: null });
 }
 
 export async function loadCanned(): Promise<void> {
@@ -94,6 +101,7 @@ export async function updateLabel(id: string, patch: { name?: string; color?: st
 export async function deleteLabel(id: string): Promise<void> {
   await api.deleteLabel(id);
   setState((s) => ({ labels: s.labels.filter((l) => l.id !== id) }));
+  dropGoneLabelFilter();
 }
 
 export async function createCanned(shortCode: string, content: string): Promise<void> {

@@ -51,6 +51,7 @@ export function Inbox(props: { chatId: string | null }) {
 function ConversationList(props: { activeId: string | null }) {
   const list = useStore((s) => s.list);
   const conversations = useStore((s) => s.conversations);
+  const counts = useStore((s) => s.counts);
   const [q, setQ] = useState(list.q);
   const [creating, setCreating] = useState(false);
   const scroller = useRef<HTMLDivElement>(null);
@@ -162,9 +163,9 @@ function ConversationList(props: { activeId: string | null }) {
             <p>
               {list.q || list.unread || list.label || list.assignee !== "all"
                 ? "No conversations match."
-                : list.status !== "open"
+                : counts && Object.values(counts.status).some((n) => n > 0)
                   ? `No ${STATUS_LABEL[list.status].toLowerCase()} conversations.`
-                  : "No open conversations. When someone messages your WhatsApp number, the chat shows up here."}
+                  : "No conversations yet. When someone messages your WhatsApp number, the chat shows up here."}
             </p>
           </div>
         )}

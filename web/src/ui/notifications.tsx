@@ -3,6 +3,7 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { shortTime } from "../format";
+import { fetchConversation } from "../inbox";
 import { navigate } from "../router";
 import { useStore } from "../store";
 import type { AppNotification } from "../types";
@@ -47,6 +48,12 @@ function NotificationsDialog(props: { onClose: () => void }) {
   useEffect(() => {
     loadNotifications().catch((e) => setError((e as Error).message));
   }, []);
+  // The contact's name for notifications of conversations the list has not loaded.
+  const ids = n.items.map((i) => i.conversationId ?? "").join();
+  useEffect(() => {
+    for (const id of new Set(ids.split(","))) if (id) void fetchConversation(id);
+  }, [ids]);
+  useStore((s) => s.conversations);
 
   function openOne(item: AppNotification) {
     if (!notificationIsRead(item)) void markNotificationsRead([item.id]);
