@@ -10,13 +10,18 @@ use std::path::Path;
 use rusqlite::Connection;
 
 pub use crate::auth::signup::{SignUp, SignedUp, sign_up_hashed};
-pub use crate::chat::store::{CONVERSATION_COLUMNS, note_newest_message};
+pub use crate::chat::store::note_newest_message;
 pub use crate::config::FileLock;
 pub use crate::error::ApiError;
 pub use crate::ids::{TenantId, UserId};
 pub use crate::whatsapp::{Ingested, SessionState};
 
 use crate::db::{self, Durability};
+
+/// The conversation table's own columns, as the bare baseline's `RETURNING` reads them (the
+/// product's list also joins the reader's read position and the labels).
+pub const CONVERSATION_COLUMNS: &str = "id, contact_name, contact_number, platform, last_message, \
+     last_message_at, unread_count, created_at, activity_at";
 
 /// Creates a tenant-shaped file at `path` (it must not exist) and applies this binary's
 /// tenant migrations, opened exactly as the server opens a tenant file: its pragmas,

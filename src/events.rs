@@ -20,7 +20,9 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::chat::mentions::Notification;
 use crate::chat::{Conversation, Message, from_millis, to_millis};
+use crate::ids::UserId;
 use crate::whatsapp::WhatsappStatus;
 
 /// What happened.
@@ -33,8 +35,14 @@ pub enum EventKind {
     MessageSent,
     /// An outgoing message changed status (`sent`, `delivered`, `read`, `failed`): `message`.
     MessageStatus,
-    /// A conversation changed without a new message (read, created): `conversation`.
+    /// A conversation changed without a new message (read, created, status, assignee, labels,
+    /// contact name): `conversation`.
     ConversationUpdated,
+    /// A teammate wrote a private note: `message` (`private: true`) and its `conversation`.
+    NoteAdded,
+    /// A note mentions the member this event is sent to (only them): `notification`,
+    /// `message`, `conversation`.
+    Mention,
     /// A QR code to link the phone: `code`, `svg`, `expiresAt`.
     Qr,
     /// The WhatsApp session changed: `state`, `phoneNumber?`, `pushName?`, `reason?`, ...
@@ -49,6 +57,8 @@ impl EventKind {
             Self::MessageSent => "message_sent",
             Self::MessageStatus => "message_status",
             Self::ConversationUpdated => "conversation_updated",
+            Self::NoteAdded => "note_added",
+            Self::Mention => "mention",
             Self::Qr => "qr",
             Self::WhatsappStatus => "whatsapp_status",
         }
@@ -60,6 +70,8 @@ impl EventKind {
             Self::MessageSent,
             Self::MessageStatus,
             Self::ConversationUpdated,
+            Self::NoteAdded,
+            Self::Mention,
             Self::Qr,
             Self::WhatsappStatus,
         ]
@@ -83,6 +95,8 @@ pub struct EventData {
     pub message: Option<Message>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation: Option<Conversation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Notification>,
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub qr: Option<QrPayload>,
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
@@ -96,6 +110,8 @@ struct StoredChat {
     message: Option<Message>,
     #[serde(default)]
     conversation: Option<Conversation>,
+    #[serde(default)]
+    notification: Option<Notification>,
 }
 
 impl EventData {
@@ -113,9 +129,14 @@ impl EventData {
             EventKind::IncomingMessage
             | EventKind::MessageSent
             | EventKind::MessageStatus
-            | EventKind::ConversationUpdated => {
+            | EventKind::ConversationUpdated
+            | EventKind::NoteAdded
+            | EventKind::Mention => {
                 let chat: StoredChat = serde_json::from_str(json)?;
-                Self::chat(chat.message, chat.conversation)
+                Self {
+                    notification: chat.notification,
+                    ..Self::chat(chat.message, chat.conversation)
+                }
             }
         })
     }
@@ -154,6 +175,9 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
     #[serde(flatten)]
     pub data: EventData,
+    /// The one member this event is for (sent to their sockets only); `None`: the team.
+    #[serde(skip)]
+    pub audience: Option<UserId>,
 }
 
 /// The document's `Event`: a `oneOf` discriminated by `type`, one named schema per event type
@@ -184,6 +208,7 @@ impl ToSchema for Event {
         for (name, schema) in [
             (Message::name(), Message::schema()),
             (Conversation::name(), Conversation::schema()),
+            (Notification::name(), Notification::schema()),
             (QrPayload::name(), QrPayload::schema()),
             (WhatsappStatus::name(), WhatsappStatus::schema()),
         ] {
@@ -191,6 +216,7 @@ impl ToSchema for Event {
         }
         Message::schemas(schemas);
         Conversation::schemas(schemas);
+        Notification::schemas(schemas);
         QrPayload::schemas(schemas);
         WhatsappStatus::schemas(schemas);
     }
@@ -205,7 +231,7 @@ enum Payload {
 }
 
 /// Each event type, its schema's name and its payload.
-fn event_variants() -> [(EventKind, &'static str, Payload); 6] {
+fn event_variants() -> [(EventKind, &'static str, Payload); 8] {
     const BOTH: &[(&str, &str)] = &[("message", "Message"), ("conversation", "Conversation")];
     [
         (
@@ -227,6 +253,16 @@ fn event_variants() -> [(EventKind, &'static str, Payload); 6] {
             EventKind::ConversationUpdated,
             "ConversationUpdatedEvent",
             Payload::Chat(&[("conversation", "Conversation")]),
+        ),
+        (EventKind::NoteAdded, "NoteAddedEvent", Payload::Chat(BOTH)),
+        (
+            EventKind::Mention,
+            "MentionEvent",
+            Payload::Chat(&[
+                ("notification", "Notification"),
+                ("message", "Message"),
+                ("conversation", "Conversation"),
+            ]),
         ),
         (EventKind::Qr, "QrEvent", Payload::Flattened("QrPayload")),
         (
@@ -297,11 +333,13 @@ impl Retention {
 /// go with its next write; until then `list_after` does not serve them.
 const PRUNE_EVERY: i64 = 256;
 
-/// Appends an event inside the caller's transaction and returns it with its seq.
+/// Appends an event inside the caller's transaction and returns it with its seq; an event
+/// with an `audience` is for that member only.
 pub fn append(
     conn: &Connection,
     kind: EventKind,
     data: EventData,
+    audience: Option<UserId>,
     retention: Retention,
 ) -> rusqlite::Result<Event> {
     let now = crate::chat::now();
@@ -309,11 +347,13 @@ pub fn append(
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     let seq: i64 = conn
         .prepare_cached(
-            "INSERT INTO event (type, payload, created_at) VALUES (?1, ?2, ?3) RETURNING seq",
+            "INSERT INTO event (type, payload, created_at, audience) VALUES (?1, ?2, ?3, ?4)
+             RETURNING seq",
         )?
-        .query_row(params![kind.as_str(), payload, to_millis(now)], |row| {
-            row.get(0)
-        })?;
+        .query_row(
+            params![kind.as_str(), payload, to_millis(now), audience],
+            |row| row.get(0),
+        )?;
     let cutoff = retention.cutoff(now);
     if seq % PRUNE_EVERY == 0 || oldest_is_expired(conn, cutoff)? {
         prune(conn, seq, cutoff, retention)?;
@@ -323,6 +363,7 @@ pub fn append(
         kind,
         created_at: now,
         data,
+        audience,
     })
 }
 
@@ -349,7 +390,21 @@ impl Appended {
         kind: EventKind,
         data: EventData,
     ) -> rusqlite::Result<()> {
-        self.events.push(append(conn, kind, data, self.retention)?);
+        self.events
+            .push(append(conn, kind, data, None, self.retention)?);
+        Ok(())
+    }
+
+    /// Appends an event for one member only (their sockets; their `/api/events`).
+    pub fn push_to(
+        &mut self,
+        conn: &Connection,
+        audience: UserId,
+        kind: EventKind,
+        data: EventData,
+    ) -> rusqlite::Result<()> {
+        self.events
+            .push(append(conn, kind, data, Some(audience), self.retention)?);
         Ok(())
     }
 
@@ -400,10 +455,12 @@ fn oldest_is_expired(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<bool
         .map(|expired| expired.unwrap_or(false))
 }
 
-/// Events with `seq > after`, oldest first, at most `limit`; and whether events after
-/// `after` were already pruned (the client must then reload its state).
+/// Events with `seq > after` that `viewer` may see (the team's and their own), oldest
+/// first, at most `limit`; and whether events after `after` were already pruned (the client
+/// must then reload its state).
 pub fn list_after(
     conn: &Connection,
+    viewer: UserId,
     after: i64,
     limit: u32,
     cutoff_ms: i64,
@@ -427,11 +484,12 @@ pub fn list_after(
     let truncated = oldest > after.saturating_add(1);
     // From the oldest kept event on: expired ones still in the table are not served.
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, type, payload, created_at FROM event WHERE seq >= ?1 AND seq > ?2
+        "SELECT seq, type, payload, created_at, audience FROM event
+         WHERE seq >= ?1 AND seq > ?2 AND (audience IS NULL OR audience = ?4)
          ORDER BY seq LIMIT ?3",
     )?;
     let events = stmt
-        .query_map(params![oldest, after, limit], |row| {
+        .query_map(params![oldest, after, limit, viewer], |row| {
             let kind: String = row.get(1)?;
             let payload: String = row.get(2)?;
             let kind = EventKind::parse(&kind).ok_or_else(|| {
@@ -453,6 +511,7 @@ pub fn list_after(
                 kind,
                 created_at: from_millis(row.get(3)?),
                 data,
+                audience: row.get(4)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

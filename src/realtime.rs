@@ -77,11 +77,16 @@ impl Realtime {
     }
 }
 
-/// Sends committed events to the tenant's sockets, in the order given.
+/// Sends committed events to the tenant's sockets (an event for one member to that member's
+/// sockets only), in the order given.
 async fn broadcast(io: &SocketIo, tenant: TenantId, events: &[Event]) {
     let room = tenant_room(tenant);
     for event in events {
-        if let Err(err) = io.to(room.clone()).emit(event.kind.as_str(), event).await {
+        let to = match event.audience {
+            Some(user) => user_room(user),
+            None => room.clone(),
+        };
+        if let Err(err) = io.to(to).emit(event.kind.as_str(), event).await {
             tracing::debug!(tenant = %tenant, error = %err, "socket broadcast failed");
         }
     }

@@ -20,6 +20,8 @@ use crate::auth::token::{self, Tokens};
 use crate::chat::inbox::Inbox;
 use crate::chat::ingest::Ingest;
 use crate::chat::outbox::Outbox;
+use crate::chat::snooze::Snoozes;
+use crate::chat::workflow::Workflow;
 use crate::config::{BackendKind, Config};
 use crate::events::Retention;
 use crate::http::serve::{Limits, serve};
@@ -249,10 +251,12 @@ fn build_state(
             auth: Arc::clone(&auth),
         }),
     );
+    let snoozes = Snoozes::start(events.clone(), master.clone());
     Ok(AppState::new(App {
         auth,
         ops,
         inbox: Inbox::new(events.clone(), outbox.clone(), Arc::clone(&whatsapp)),
+        workflow: Workflow::new(events.clone(), master.clone(), snoozes),
         config,
         master,
         tenants,

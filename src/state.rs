@@ -9,6 +9,7 @@ use crate::auth::password::PasswordHashing;
 use crate::auth::rate_limit::AuthLimiter;
 use crate::chat::inbox::Inbox;
 use crate::chat::outbox::Outbox;
+use crate::chat::workflow::Workflow;
 use crate::config::Config;
 use crate::db::Db;
 use crate::ids::UserId;
@@ -39,6 +40,8 @@ pub struct App {
     pub simulated: Option<Arc<Simulated>>,
     pub outbox: Outbox,
     pub inbox: Inbox,
+    /// Status, assignment, labels, notes (docs/WORKFLOW.md).
+    pub workflow: Workflow,
     pub sessions: Sessions,
     /// Backup, restore, export, import, delete (the control socket and `/api/tenant/*`).
     pub ops: Operations,

@@ -11,6 +11,7 @@ use rusqlite::Connection;
 use uuid::Uuid;
 
 use super::outbox::Outbox;
+use super::store::Viewer;
 use super::{
     Conversation, Message, Sender, Status, normalize_phone, now, store, to_millis, validate_content,
 };
@@ -72,7 +73,8 @@ impl Inbox {
                     let conversation = match to {
                         Recipient::Conversation(id) => existing(tx, id)?.id,
                         Recipient::Number(number) => {
-                            store::upsert_conversation(tx, &number, None, to_millis(now()))?
+                            let unknown = store::ContactName::Unknown;
+                            store::upsert_conversation(tx, &number, unknown, to_millis(now()))?
                                 .0
                                 .id
                         }
@@ -84,41 +86,58 @@ impl Inbox {
             .await
     }
 
-    /// Opens the conversation with `number` (E.164, normalised): `(conversation, created)`.
-    /// A new one is announced with `conversation_updated`.
+    /// Opens the conversation with `number` (E.164, normalised): `(conversation, created)`,
+    /// as `viewer` sees it. A new one is announced with `conversation_updated`; a name typed
+    /// here is the team's (it fills in a conversation that has none).
     pub async fn open_conversation(
         &self,
         db: &TenantDb,
+        viewer: Viewer,
         number: String,
         name: Option<String>,
     ) -> Result<(Conversation, bool), ApiError> {
         self.events
             .write(db.open().await?, db.tenant(), move |tx, appended| {
+                let name = match name.as_deref() {
+                    Some(name) => store::ContactName::Team(name),
+                    None => store::ContactName::Unknown,
+                };
                 let (conversation, created) =
-                    store::upsert_conversation(tx, &number, name.as_deref(), to_millis(now()))?;
+                    store::upsert_conversation(tx, &number, name, to_millis(now()))?;
                 if created {
                     let data = EventData::chat(None, Some(conversation.clone()));
                     appended.push(tx, EventKind::ConversationUpdated, data)?;
                 }
-                Ok((conversation, created))
+                Ok((existing_for(tx, conversation.id, viewer)?, created))
             })
             .await
     }
 
-    /// Marks a conversation read: its unread count drops to 0, its incoming messages are
-    /// marked read, and WhatsApp is told (read receipts to the contact, when the session is
-    /// connected; best effort: one that cannot go out now is not retried).
-    pub async fn mark_read(&self, db: &TenantDb, id: Uuid) -> Result<Conversation, ApiError> {
+    /// Marks a conversation read by `viewer`: their own unread count drops to 0 (their other
+    /// sockets are told), the tenant's incoming messages are marked read (the team is told
+    /// when that changed anything), and WhatsApp is told (read receipts to the contact, when
+    /// the session is connected; best effort: one that cannot go out now is not retried).
+    pub async fn mark_read(
+        &self,
+        db: &TenantDb,
+        viewer: Viewer,
+        id: Uuid,
+    ) -> Result<Conversation, ApiError> {
         let tenant = db.tenant();
         let (conversation, whatsapp_ids) = self
             .events
             .write(db.open().await?, tenant, move |tx, appended| {
-                let before = existing(tx, id)?;
-                let whatsapp_ids = store::mark_read(tx, id)?;
-                let conversation = existing(tx, id)?;
-                if before.unread_count != 0 || !whatsapp_ids.is_empty() {
-                    let data = EventData::chat(None, Some(conversation.clone()));
+                let before = existing_for(tx, id, viewer)?;
+                let whatsapp_ids = store::mark_read(tx, id, viewer)?;
+                let conversation = existing_for(tx, id, viewer)?;
+                if before.contact_unread_count != 0 || !whatsapp_ids.is_empty() {
+                    let data = EventData::chat(None, Some(existing(tx, id)?));
                     appended.push(tx, EventKind::ConversationUpdated, data)?;
+                }
+                if before.unread_count != conversation.unread_count {
+                    let data = EventData::chat(None, Some(conversation.clone()));
+                    let user = UserId(viewer.0);
+                    appended.push_to(tx, user, EventKind::ConversationUpdated, data)?;
                 }
                 Ok((conversation, whatsapp_ids))
             })
@@ -135,9 +154,15 @@ impl Inbox {
     }
 }
 
-/// The conversation `id`, or 404.
+/// The conversation `id` as the whole team sees it (for events), or 404.
 pub fn existing(conn: &Connection, id: Uuid) -> Result<Conversation, ApiError> {
-    store::find_conversation(conn, id)?.ok_or_else(|| ApiError::not_found("conversation"))
+    store::find_conversation(conn, id, None)?.ok_or_else(|| ApiError::not_found("conversation"))
+}
+
+/// The conversation `id` as `viewer` sees it (with their unread count), or 404.
+pub fn existing_for(conn: &Connection, id: Uuid, viewer: Viewer) -> Result<Conversation, ApiError> {
+    store::find_conversation(conn, id, Some(viewer))?
+        .ok_or_else(|| ApiError::not_found("conversation"))
 }
 
 /// Stores an outgoing message as `pending`, updates its conversation, and logs `message_sent`.
@@ -160,9 +185,10 @@ fn accept_outgoing(
         author_id: Some(author.0),
         created_at: now(),
         failure_reason: None,
+        private: false,
     };
-    store::insert_message(conn, &message)?;
-    let conversation = store::touch_conversation(conn, &message)?;
+    let pos = store::insert_message(conn, &message)?;
+    let conversation = store::touch_conversation(conn, &message, pos)?;
     let data = EventData::chat(Some(message.clone()), Some(conversation));
     appended.push(conn, EventKind::MessageSent, data)?;
     Ok(message)

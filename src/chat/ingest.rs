@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::outbox::Outbox;
+use super::store::ContactName;
 use super::{Message, Sender, Status, from_millis, store, to_millis};
 use crate::error::ApiError;
 use crate::events::{Appended, EventData, EventKind};
@@ -160,10 +161,9 @@ fn store_incoming(
     if store::wa_id_exists(conn, &incoming.whatsapp_id)? {
         return Ok(Ingested::Duplicate);
     }
-    let name = if incoming.from_me {
-        None
-    } else {
-        incoming.push_name.as_deref()
+    let name = match incoming.push_name.as_deref() {
+        Some(push) if !incoming.from_me => ContactName::Push(push),
+        _ => ContactName::Unknown,
     };
     let (conversation, _) = store::upsert_conversation(
         conn,
@@ -188,9 +188,10 @@ fn store_incoming(
         author_id: None,
         created_at: from_millis(to_millis(incoming.timestamp)),
         failure_reason: None,
+        private: false,
     };
-    store::insert_message(conn, &message)?;
-    let conversation = store::touch_conversation(conn, &message)?;
+    let pos = store::insert_message(conn, &message)?;
+    let conversation = store::touch_conversation(conn, &message, pos)?;
     let id = message.id;
     let data = EventData::chat(Some(message), Some(conversation));
     appended.push(conn, kind, data)?;

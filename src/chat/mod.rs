@@ -5,14 +5,24 @@
 //!   Socket.IO call it (`http::chat`, `http::socket`).
 //! - [`outbox`]: hands accepted (`pending`) messages to WhatsApp, per tenant, in order.
 //! - [`ingest`]: stores what WhatsApp delivers (messages, receipts), batched per tenant.
+//! - [`workflow`]: the team's work on a conversation: status, assignee, labels, the contact's
+//!   name, private notes and their mentions (docs/WORKFLOW.md); [`snooze`] reopens snoozed
+//!   conversations when their time comes.
+//! - [`library`]: the tenant's labels and quick replies; [`mentions`]: notifications;
+//!   [`search`]: full-text search (FTS5).
 //!
 //! Every change here writes its realtime event into the tenant's event log in the same
 //! transaction (see [`crate::events`]) and is queued for the sockets as it commits.
 
 pub mod inbox;
 pub mod ingest;
+pub mod library;
+pub mod mentions;
 pub mod outbox;
+pub mod search;
+pub mod snooze;
 pub mod store;
+pub mod workflow;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,21 +34,66 @@ use crate::error::ApiError;
 /// Longest message content accepted, in characters (WhatsApp's own limit is 65,536).
 pub const MAX_CONTENT_CHARS: usize = 4096;
 
+/// Where a conversation is in the team's work: `open` (needs an answer), `pending` (waiting
+/// on something), `resolved` (done) or `snoozed` (until `snoozedUntil`). A contact's new
+/// message reopens a resolved or snoozed conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationStatus {
+    #[default]
+    Open,
+    Pending,
+    Resolved,
+    Snoozed,
+}
+
+impl ConversationStatus {
+    pub const ALL: [Self; 4] = [Self::Open, Self::Pending, Self::Resolved, Self::Snoozed];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+}
+
 /// A chat with one contact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Conversation {
     pub id: Uuid,
+    /// The name shown: the team's, once edited (`nameEdited`), else WhatsApp's push name.
     pub contact_name: Option<String>,
     /// E.164: `+` and digits.
     #[schema(example = "+6281234567890")]
     pub contact_number: String,
+    /// The name the contact gave themselves in WhatsApp, as last seen.
+    #[serde(default)]
+    pub push_name: Option<String>,
+    /// The team set `contactName`: WhatsApp's push name no longer replaces it.
+    #[serde(default)]
+    pub name_edited: bool,
     #[schema(example = "whatsapp")]
     pub platform: String,
     pub last_message: Option<String>,
     #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub last_message_at: Option<DateTime<Utc>>,
-    pub unread_count: i64,
+    /// The caller's own unread count (docs/WORKFLOW.md). Absent from events sent to the
+    /// whole team, whose members' counts differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread_count: Option<i64>,
+    /// Incoming messages no member has read yet (WhatsApp read receipts follow this).
+    #[serde(default)]
+    pub contact_unread_count: i64,
+    #[serde(default)]
+    pub status: ConversationStatus,
+    /// When a snoozed conversation reopens.
+    #[serde(default, serialize_with = "crate::time::rfc3339_opt")]
+    pub snoozed_until: Option<DateTime<Utc>>,
+    /// The team member who owns the conversation.
+    #[serde(default)]
+    pub assignee_id: Option<Uuid>,
+    /// Ids of the tenant's labels on this conversation, sorted.
+    #[serde(default)]
+    pub labels: Vec<Uuid>,
     #[serde(serialize_with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
 }
@@ -86,6 +141,9 @@ pub struct Message {
     /// Why WhatsApp refused the message, when its status is `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// A private note of the team's: shown in the timeline, never sent to WhatsApp.
+    #[serde(default)]
+    pub private: bool,
 }
 
 macro_rules! sql_text_enum {
@@ -112,6 +170,12 @@ macro_rules! sql_text_enum {
 }
 
 sql_text_enum!(Sender { Agent => "agent", User => "user" });
+sql_text_enum!(ConversationStatus {
+    Open => "open",
+    Pending => "pending",
+    Resolved => "resolved",
+    Snoozed => "snoozed",
+});
 sql_text_enum!(Status {
     Pending => "pending",
     Sent => "sent",

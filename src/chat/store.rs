@@ -2,15 +2,41 @@
 //! connection. Writers run inside the caller's `BEGIN IMMEDIATE` transaction.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Conversation, Message, Sender, Status, from_millis, to_millis};
+use utoipa::ToSchema;
+
+use super::{Conversation, ConversationStatus, Message, Sender, Status, from_millis, to_millis};
 use crate::error::ApiError;
 
-pub const CONVERSATION_COLUMNS: &str = "id, contact_name, contact_number, platform, last_message, \
-     last_message_at, unread_count, created_at, activity_at";
+/// A conversation's columns, from `conversation` joined with the viewer's read position
+/// ([`CONVERSATION_FROM`]); [`conversation_row`] and [`ConversationRow::read`] read them.
+/// Column 14 is the viewer's unread count (NULL without a viewer).
+const CONVERSATION_COLUMNS: &str = "conversation.id, contact_name, contact_number, platform, \
+     last_message, last_message_at, unread_count, conversation.created_at, push_name, name_edited, \
+     status, snoozed_until, assignee_id, \
+     (SELECT group_concat(label_id, ',' ORDER BY label_id) FROM conversation_label cl \
+      WHERE cl.conversation_id = conversation.id), \
+     CASE WHEN :viewer IS NULL THEN NULL \
+          WHEN last_incoming_pos <= coalesce(rp.read_pos, (SELECT read_from FROM default_read)) THEN 0 \
+          ELSE (SELECT count(*) FROM message m WHERE m.conversation_id = conversation.id \
+                AND m.sender = 'user' AND m.pos > coalesce(rp.read_pos, (SELECT read_from FROM default_read))) \
+     END";
+/// How many columns [`CONVERSATION_COLUMNS`] names: the index of a column selected after them.
+const CONVERSATION_COLUMN_COUNT: usize = 15;
+
+/// Where the viewer's read positions come from (`:viewer`, a user id or NULL).
+const CONVERSATION_FROM: &str = "conversation LEFT JOIN read_position rp \
+     ON rp.conversation_id = conversation.id AND rp.user_id = :viewer";
+
+/// `default_read(read_from)`: where the viewer's position is in a conversation they have not
+/// read yet — the newest message when they joined, else the tenant's upgrade point
+/// (docs/WORKFLOW.md). Prefix of every statement that reads [`CONVERSATION_COLUMNS`].
+const DEFAULT_READ: &str = "WITH default_read(read_from) AS (SELECT coalesce(
+     (SELECT read_from FROM member WHERE user_id = :viewer),
+     (SELECT CAST(value AS INTEGER) FROM tenant_meta WHERE key = 'read_since'), 0))";
 
 /// Messages that may arrive between a conversation list's first page and a later one before
 /// its cursor is refused as too old (each later page reads them to find what moved).
@@ -26,8 +52,8 @@ const NEWEST_MESSAGE: &str = "coalesce(
 
 /// The list's `q` and `unread` filters, on the current values of a row.
 const LIST_FILTERS: &str =
-    "AND (?3 IS NULL OR contact_name LIKE ?3 ESCAPE '\\' OR contact_number LIKE ?4)
-     AND (?5 = 0 OR unread_count > 0)";
+    "AND (:name_like IS NULL OR contact_name LIKE :name_like ESCAPE '\\' OR contact_number LIKE :digits_like)
+     AND (:unread = 0 OR last_incoming_pos > coalesce(rp.read_pos, (SELECT read_from FROM default_read)))";
 
 /// A text column, borrowed from the row.
 fn text<'a>(row: &'a Row<'_>, idx: usize) -> rusqlite::Result<&'a str> {
@@ -40,34 +66,55 @@ fn text_opt<'a>(row: &'a Row<'_>, idx: usize) -> rusqlite::Result<Option<&'a str
 }
 
 fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    Uuid::parse_str(text(row, idx)?).map_err(|e| {
+    parse_uuid(idx, text(row, idx)?)
+}
+
+fn parse_uuid(idx: usize, s: &str) -> rusqlite::Result<Uuid> {
+    Uuid::parse_str(s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
-/// A conversation row plus its list position.
-fn conversation_row(row: &Row<'_>) -> rusqlite::Result<(Conversation, i64)> {
-    Ok((
-        Conversation {
-            id: uuid_col(row, 0)?,
-            contact_name: row.get(1)?,
-            contact_number: row.get(2)?,
-            platform: row.get(3)?,
-            last_message: row.get(4)?,
-            last_message_at: row.get::<_, Option<i64>>(5)?.map(from_millis),
-            unread_count: row.get(6)?,
-            created_at: from_millis(row.get(7)?),
-        },
-        row.get(8)?,
-    ))
+/// A conversation row, of [`CONVERSATION_COLUMNS`].
+fn conversation_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
+    let assignee: Option<&str> = text_opt(row, 12)?;
+    Ok(Conversation {
+        id: uuid_col(row, 0)?,
+        contact_name: row.get(1)?,
+        contact_number: row.get(2)?,
+        push_name: row.get(8)?,
+        name_edited: row.get(9)?,
+        platform: row.get(3)?,
+        last_message: row.get(4)?,
+        last_message_at: row.get::<_, Option<i64>>(5)?.map(from_millis),
+        unread_count: row.get(14)?,
+        contact_unread_count: row.get(6)?,
+        status: row.get(10)?,
+        snoozed_until: row.get::<_, Option<i64>>(11)?.map(from_millis),
+        assignee_id: assignee.map(|a| parse_uuid(12, a)).transpose()?,
+        labels: text_opt(row, 13)?
+            .map(|labels| labels.split(',').map(|l| parse_uuid(13, l)).collect())
+            .transpose()?
+            .unwrap_or_default(),
+        created_at: from_millis(row.get(7)?),
+    })
 }
 
-const MESSAGE_COLUMNS: &str = "id, conversation_id, content, sender, type, status, is_read, wa_id, author_id, created_at, rowid, error";
+const MESSAGE_COLUMNS: &str = "id, conversation_id, content, sender, type, status, is_read, wa_id, author_id, created_at, rowid, error, private";
 /// How many columns [`MESSAGE_COLUMNS`] names: the index of a column selected after them.
-const MESSAGE_COLUMN_COUNT: usize = 12;
+pub const MESSAGE_COLUMN_COUNT: usize = 13;
+
+/// [`MESSAGE_COLUMNS`] of the table `alias`, for a query that joins `message` with others.
+pub fn message_columns_of(alias: &str) -> String {
+    MESSAGE_COLUMNS
+        .split(", ")
+        .map(|column| format!("{alias}.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A message row plus its rowid (its history position).
-fn message_row(row: &Row<'_>) -> rusqlite::Result<(Message, i64)> {
+pub fn message_row(row: &Row<'_>) -> rusqlite::Result<(Message, i64)> {
     let author: Option<String> = row.get(8)?;
     Ok((
         Message {
@@ -82,6 +129,7 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<(Message, i64)> {
             author_id: author.and_then(|a| Uuid::parse_str(&a).ok()),
             created_at: from_millis(row.get(9)?),
             failure_reason: row.get(11)?,
+            private: row.get(12)?,
         },
         row.get(10)?,
     ))
@@ -109,17 +157,98 @@ pub struct MessageCursor(pub i64);
 
 // ---- conversations -------------------------------------------------------------------------
 
+/// Whose view of a conversation is read: their own unread count (docs/WORKFLOW.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewer(pub Uuid);
+
+impl Viewer {
+    fn param(viewer: Option<Viewer>) -> Option<String> {
+        viewer.map(|v| v.0.to_string())
+    }
+}
+
+/// Which assignees the list shows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    #[default]
+    All,
+    Unassigned,
+    User(Uuid),
+}
+
 /// Filters of the conversation list.
 #[derive(Debug, Default)]
 pub struct ListFilter {
     /// Matches name (case-insensitive, ASCII) or, when phone-like, number (its digits).
     pub q: Option<String>,
+    /// Only conversations the viewer has not read.
     pub unread_only: bool,
+    /// The statuses shown; empty: all of them.
+    pub statuses: Vec<ConversationStatus>,
+    pub assignee: AssigneeFilter,
+    pub label: Option<Uuid>,
+}
+
+impl ListFilter {
+    /// The status, assignee and label conditions as SQL. Status values are written into the
+    /// text (they are the enum's own words), so a one-status tab is one statement the planner
+    /// serves from `conversation_by_status`/`conversation_by_assignee` in list order.
+    fn structural_sql(&self) -> String {
+        let mut sql = String::new();
+        let statuses = &self.statuses;
+        if !statuses.is_empty() && statuses.len() < ConversationStatus::ALL.len() {
+            let words: Vec<String> = statuses
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
+            sql.push_str(&format!(" AND status IN ({})", words.join(", ")));
+        }
+        match self.assignee {
+            AssigneeFilter::All => {}
+            AssigneeFilter::Unassigned => sql.push_str(" AND assignee_id IS NULL"),
+            AssigneeFilter::User(_) => sql.push_str(" AND assignee_id = :assignee"),
+        }
+        if self.label.is_some() {
+            sql.push_str(
+                " AND conversation.id IN \
+                 (SELECT conversation_id FROM conversation_label WHERE label_id = :label)",
+            );
+        }
+        sql
+    }
+
+    /// The `LIKE` patterns of `q`: for the name, and for the number when `q` is phone-like.
+    fn patterns(&self) -> (Option<String>, Option<String>) {
+        match self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            Some(q) => {
+                // The number is searched only for a phone-like `q`: "Nike 2" is a name.
+                let phone_like = q
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+                let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+                (
+                    Some(format!("%{}%", escape_like(q))),
+                    (phone_like && !digits.is_empty()).then(|| format!("%{digits}%")),
+                )
+            }
+            None => (None, None),
+        }
+    }
+}
+
+/// The labels column (`group_concat` of ids) as a JSON array of strings.
+struct LabelIds<'a>(Option<&'a str>);
+
+impl Serialize for LabelIds<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let ids = self.0.into_iter().flat_map(|ids| ids.split(','));
+        serializer.collect_seq(ids)
+    }
 }
 
 /// A conversation borrowed from its row, serialized exactly as [`Conversation`] is: the
-/// list writes its page from these without building a `Conversation` (four `String`s) per
-/// row (tested below).
+/// list writes its page from these without building a `Conversation` (several `String`s)
+/// per row (tested below).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ConversationRow<'a> {
@@ -127,11 +256,20 @@ struct ConversationRow<'a> {
     id: &'a str,
     contact_name: Option<&'a str>,
     contact_number: &'a str,
+    push_name: Option<&'a str>,
+    name_edited: bool,
     platform: &'a str,
     last_message: Option<&'a str>,
     #[serde(serialize_with = "crate::time::rfc3339_opt")]
     last_message_at: Option<DateTime<Utc>>,
-    unread_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unread_count: Option<i64>,
+    contact_unread_count: i64,
+    status: ConversationStatus,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
+    snoozed_until: Option<DateTime<Utc>>,
+    assignee_id: Option<&'a str>,
+    labels: LabelIds<'a>,
     #[serde(serialize_with = "crate::time::rfc3339")]
     created_at: DateTime<Utc>,
 }
@@ -143,10 +281,17 @@ impl<'a> ConversationRow<'a> {
             id: text(row, 0)?,
             contact_name: text_opt(row, 1)?,
             contact_number: text(row, 2)?,
+            push_name: text_opt(row, 8)?,
+            name_edited: row.get(9)?,
             platform: text(row, 3)?,
             last_message: text_opt(row, 4)?,
             last_message_at: row.get::<_, Option<i64>>(5)?.map(from_millis),
-            unread_count: row.get(6)?,
+            unread_count: row.get(14)?,
+            contact_unread_count: row.get(6)?,
+            status: row.get(10)?,
+            snoozed_until: row.get::<_, Option<i64>>(11)?.map(from_millis),
+            assignee_id: text_opt(row, 12)?,
+            labels: LabelIds(text_opt(row, 13)?),
             created_at: from_millis(row.get(7)?),
         })
     }
@@ -160,27 +305,14 @@ impl<'a> ConversationRow<'a> {
 /// a quarter of its CPU in allocating, copying and freeing strings.
 pub fn write_conversation_page(
     conn: &Connection,
+    viewer: Viewer,
     filter: &ListFilter,
     after: Option<&ConversationCursor>,
     limit: u32,
     encode_cursor: impl Fn(&ConversationCursor) -> String,
     body: &mut Vec<u8>,
 ) -> Result<(), ApiError> {
-    let (name_like, digits_like) =
-        match filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-            Some(q) => {
-                // The number is searched only for a phone-like `q`: "Nike 2" is a name.
-                let phone_like = q
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || " +-().".contains(c));
-                let digits: String = q.chars().filter(char::is_ascii_digit).collect();
-                (
-                    Some(format!("%{}%", escape_like(q))),
-                    (phone_like && !digits.is_empty()).then(|| format!("%{digits}%")),
-                )
-            }
-            None => (None, None),
-        };
+    let (name_like, digits_like) = filter.patterns();
     if let Some(cursor) = after {
         let newest: i64 = conn
             .prepare_cached(&format!("SELECT {NEWEST_MESSAGE}"))?
@@ -196,53 +328,53 @@ pub fn write_conversation_page(
             ));
         }
     }
-    // Column 9 is the row's list position; on a first page, column 10 is the snapshot.
+    let filters = format!("{LIST_FILTERS}{}", filter.structural_sql());
+    let pos = CONVERSATION_COLUMN_COUNT;
+    // Column `pos` is the row's list position; on a first page, the next is the snapshot.
     let mut stmt = match after {
         None => conn.prepare_cached(&format!(
-            "SELECT {CONVERSATION_COLUMNS}, activity_at, {NEWEST_MESSAGE}
-             FROM conversation
-             WHERE true {LIST_FILTERS}
-             ORDER BY activity_at DESC, id DESC
-             LIMIT ?6"
+            "{DEFAULT_READ}
+             SELECT {CONVERSATION_COLUMNS}, activity_at, {NEWEST_MESSAGE}
+             FROM {CONVERSATION_FROM}
+             WHERE true {filters}
+             ORDER BY activity_at DESC, conversation.id DESC
+             LIMIT :limit"
         ))?,
         // Conversations with no message after the snapshot are where they were; those with
         // one are placed by their activity as of the snapshot (their last message before
         // it, else their creation). One merge of two ordered arms: the first walks the
         // activity index, the second is the few that moved.
         Some(_) => conn.prepare_cached(&format!(
-            "WITH moved(id) AS MATERIALIZED (SELECT conversation_id FROM message WHERE rowid > ?7)
-             SELECT {CONVERSATION_COLUMNS}, activity_at AS pos FROM conversation
-             WHERE (activity_at, id) < (?1, ?2) AND id NOT IN moved {LIST_FILTERS}
+            "{DEFAULT_READ}, moved(id) AS MATERIALIZED (SELECT conversation_id FROM message WHERE rowid > :snapshot)
+             SELECT {CONVERSATION_COLUMNS}, activity_at AS pos FROM {CONVERSATION_FROM}
+             WHERE (activity_at, conversation.id) < (:at, :id) AND conversation.id NOT IN moved {filters}
              UNION ALL
              SELECT * FROM (
                  SELECT {CONVERSATION_COLUMNS},
-                        max(created_at, coalesce((SELECT max(m.created_at) FROM message m
-                            WHERE m.conversation_id = conversation.id AND m.rowid <= ?7),
-                            created_at)) AS pos
-                 FROM conversation WHERE id IN moved {LIST_FILTERS})
-             WHERE (pos, id) < (?1, ?2)
+                        max(conversation.created_at, coalesce((SELECT max(m.created_at) FROM message m
+                            WHERE m.conversation_id = conversation.id AND m.rowid <= :snapshot),
+                            conversation.created_at)) AS pos
+                 FROM {CONVERSATION_FROM} WHERE conversation.id IN moved {filters})
+             WHERE (pos, id) < (:at, :id)
              ORDER BY pos DESC, id DESC
-             LIMIT ?6"
+             LIMIT :limit"
         ))?,
     };
-    let (at, id) = (
-        after.map(|c| c.activity_at),
-        after.map(|c| c.id.to_string()),
-    );
-    let (unread, limit_1) = (filter.unread_only, limit + 1);
-    let mut rows = match after {
-        // A first page has no ?1 or ?2 (bound NULL, unused) and no ?7.
-        None => stmt.query(params![at, id, name_like, digits_like, unread, limit_1])?,
-        Some(c) => stmt.query(params![
-            at,
-            id,
-            name_like,
-            digits_like,
-            unread,
-            limit_1,
-            c.snapshot
-        ])?,
+    let assignee = match filter.assignee {
+        AssigneeFilter::User(user) => Some(user.to_string()),
+        _ => None,
     };
+    let params = ListParams {
+        viewer: Viewer::param(Some(viewer)),
+        name_like,
+        digits_like,
+        unread: filter.unread_only,
+        limit: limit + 1,
+        assignee,
+        label: filter.label.map(|l| l.to_string()),
+        after: after.map(|c| (c.activity_at, c.id.to_string(), c.snapshot)),
+    };
+    let mut rows = params.bind(&mut stmt)?;
     let json = |e| ApiError::internal("serialize conversation page", e);
     body.extend_from_slice(br#"{"items":["#);
     // The cursor is read from the page's last row only, and served only if a row follows it.
@@ -259,11 +391,11 @@ pub fn write_conversation_page(
         served += 1;
         if served == limit {
             last = Some(ConversationCursor {
-                activity_at: row.get(9)?,
+                activity_at: row.get(pos)?,
                 id: uuid_col(row, 0)?,
                 snapshot: match after {
                     Some(cursor) => cursor.snapshot,
-                    None => row.get(10)?,
+                    None => row.get(pos + 1)?,
                 },
             });
         }
@@ -275,6 +407,132 @@ pub fn write_conversation_page(
     }
     body.push(b'}');
     Ok(())
+}
+
+/// The bound values of a list statement (each bound only if the statement names it).
+struct ListParams {
+    viewer: Option<String>,
+    name_like: Option<String>,
+    digits_like: Option<String>,
+    unread: bool,
+    limit: u32,
+    assignee: Option<String>,
+    label: Option<String>,
+    after: Option<(i64, String, i64)>,
+}
+
+impl ListParams {
+    fn bind<'s>(
+        &self,
+        stmt: &'s mut rusqlite::Statement<'_>,
+    ) -> rusqlite::Result<rusqlite::Rows<'s>> {
+        let (at, id, snapshot) = match &self.after {
+            Some((at, id, snapshot)) => (Some(*at), Some(id.as_str()), Some(*snapshot)),
+            None => (None, None, None),
+        };
+        let all: [(&str, &dyn rusqlite::ToSql); 10] = [
+            (":viewer", &self.viewer),
+            (":name_like", &self.name_like),
+            (":digits_like", &self.digits_like),
+            (":unread", &self.unread),
+            (":limit", &self.limit),
+            (":assignee", &self.assignee),
+            (":label", &self.label),
+            (":at", &at),
+            (":id", &id),
+            (":snapshot", &snapshot),
+        ];
+        let present: Vec<(&str, &dyn rusqlite::ToSql)> = all
+            .into_iter()
+            .filter(|(name, _)| matches!(stmt.parameter_index(name), Ok(Some(_))))
+            .collect();
+        stmt.query(present.as_slice())
+    }
+}
+
+/// The tabs' numbers: conversations per status (with the assignee and label filters) and
+/// per assignee filter (with the status and label filters).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConversationCounts {
+    pub status: StatusCounts,
+    pub assignee: AssigneeCounts,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StatusCounts {
+    pub open: i64,
+    pub pending: i64,
+    pub resolved: i64,
+    pub snoozed: i64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AssigneeCounts {
+    pub me: i64,
+    pub unassigned: i64,
+    pub all: i64,
+}
+
+/// Counts for the tabs: one pass over the assignee index (or the label's conversations).
+pub fn conversation_counts(
+    conn: &Connection,
+    me: Uuid,
+    filter: &ListFilter,
+) -> rusqlite::Result<ConversationCounts> {
+    let label_sql = if filter.label.is_some() {
+        "WHERE id IN (SELECT conversation_id FROM conversation_label WHERE label_id = :label)"
+    } else {
+        ""
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT status, count(*), count(*) FILTER (WHERE assignee_id = :me),
+                count(*) FILTER (WHERE assignee_id IS NULL),
+                count(*) FILTER (WHERE assignee_id = :assignee)
+         FROM conversation {label_sql} GROUP BY status"
+    ))?;
+    let me_text = me.to_string();
+    let assignee = match filter.assignee {
+        AssigneeFilter::User(user) => Some(user.to_string()),
+        _ => None,
+    };
+    let label = filter.label.map(|l| l.to_string());
+    let mut params: Vec<(&str, &dyn rusqlite::ToSql)> =
+        vec![(":me", &me_text), (":assignee", &assignee)];
+    if filter.label.is_some() {
+        params.push((":label", &label));
+    }
+    let rows = stmt
+        .query_map(params.as_slice(), |row| {
+            Ok((
+                row.get::<_, ConversationStatus>(0)?,
+                [row.get::<_, i64>(1)?, row.get(2)?, row.get(3)?, row.get(4)?],
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut counts = ConversationCounts::default();
+    let shown = |status: ConversationStatus| {
+        filter.statuses.is_empty() || filter.statuses.contains(&status)
+    };
+    for (status, [all, mine, unassigned, of_user]) in rows {
+        let in_assignee_filter = match filter.assignee {
+            AssigneeFilter::All => all,
+            AssigneeFilter::Unassigned => unassigned,
+            AssigneeFilter::User(user) if user == me => mine,
+            AssigneeFilter::User(_) => of_user,
+        };
+        *match status {
+            ConversationStatus::Open => &mut counts.status.open,
+            ConversationStatus::Pending => &mut counts.status.pending,
+            ConversationStatus::Resolved => &mut counts.status.resolved,
+            ConversationStatus::Snoozed => &mut counts.status.snoozed,
+        } = in_assignee_filter;
+        if shown(status) {
+            counts.assignee.all += all;
+            counts.assignee.me += mine;
+            counts.assignee.unassigned += unassigned;
+        }
+    }
+    Ok(counts)
 }
 
 /// Splits `limit + 1` rows into a page and the cursor after its last item.
@@ -289,19 +547,28 @@ fn page<T, C>(
     (rows.into_iter().map(|(item, _)| item).collect(), next)
 }
 
-fn escape_like(s: &str) -> String {
+pub fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
 }
 
-pub fn find_conversation(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Conversation>> {
+/// The conversation `id`, as `viewer` sees it (with their unread count), or as the whole
+/// team does (`None`: no unread count, for events).
+pub fn find_conversation(
+    conn: &Connection,
+    id: Uuid,
+    viewer: Option<Viewer>,
+) -> rusqlite::Result<Option<Conversation>> {
     conn.prepare_cached(&format!(
-        "SELECT {CONVERSATION_COLUMNS} FROM conversation WHERE id = ?1"
+        "{DEFAULT_READ} SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM}
+         WHERE conversation.id = :id"
     ))?
-    .query_row([id.to_string()], conversation_row)
+    .query_row(
+        named_params! {":viewer": Viewer::param(viewer), ":id": id.to_string()},
+        conversation_row,
+    )
     .optional()
-    .map(|row| row.map(|(c, _)| c))
 }
 
 pub fn find_conversation_by_number(
@@ -309,72 +576,116 @@ pub fn find_conversation_by_number(
     number: &str,
 ) -> rusqlite::Result<Option<Conversation>> {
     conn.prepare_cached(&format!(
-        "SELECT {CONVERSATION_COLUMNS} FROM conversation WHERE contact_number = ?1"
+        "{DEFAULT_READ} SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM}
+         WHERE contact_number = :number"
     ))?
-    .query_row([number], conversation_row)
+    .query_row(
+        named_params! {":viewer": None::<String>, ":number": number},
+        conversation_row,
+    )
     .optional()
-    .map(|row| row.map(|(c, _)| c))
 }
 
-/// The conversation for `number`, created if there is none; `true` when created. A name is
-/// filled in when the conversation has none yet (a name set by the team is kept).
+/// Where a conversation's contact name comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum ContactName<'a> {
+    /// Nothing known.
+    Unknown,
+    /// WhatsApp's push name: kept as `push_name`, and shown unless the team named the contact.
+    Push(&'a str),
+    /// Typed by the team when opening the conversation: shown, if it has no name yet.
+    Team(&'a str),
+}
+
+/// The conversation for `number`, created if there is none; `true` when created.
 pub fn upsert_conversation(
     conn: &Connection,
     number: &str,
-    name: Option<&str>,
+    name: ContactName<'_>,
     now_ms: i64,
 ) -> rusqlite::Result<(Conversation, bool)> {
     if let Some(existing) = find_conversation_by_number(conn, number)? {
-        if existing.contact_name.is_none() && name.is_some() {
-            conn.prepare_cached("UPDATE conversation SET contact_name = ?2 WHERE id = ?1")?
-                .execute(params![existing.id.to_string(), name])?;
-            return Ok((
-                Conversation {
-                    contact_name: name.map(str::to_owned),
-                    ..existing
-                },
-                false,
-            ));
+        let changed = match name {
+            ContactName::Push(push) if existing.push_name.as_deref() != Some(push) => conn
+                .prepare_cached(
+                    "UPDATE conversation SET push_name = ?2,
+                         contact_name = CASE WHEN name_edited THEN contact_name ELSE ?2 END
+                     WHERE id = ?1",
+                )?
+                .execute(params![existing.id.to_string(), push])?,
+            ContactName::Team(team) if existing.contact_name.is_none() => conn
+                .prepare_cached(
+                    "UPDATE conversation SET contact_name = ?2, name_edited = 1 WHERE id = ?1",
+                )?
+                .execute(params![existing.id.to_string(), team])?,
+            _ => 0,
+        };
+        if changed == 0 {
+            return Ok((existing, false));
         }
-        return Ok((existing, false));
+        let updated = find_conversation(conn, existing.id, None)?
+            .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        return Ok((updated, false));
     }
     let id = Uuid::now_v7();
+    let (shown, push, edited) = match name {
+        ContactName::Unknown => (None, None, false),
+        ContactName::Push(push) => (Some(push), Some(push), false),
+        ContactName::Team(team) => (Some(team), None, true),
+    };
     conn.prepare_cached(
-        "INSERT INTO conversation (id, contact_number, contact_name, activity_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)",
+        "INSERT INTO conversation (id, contact_number, contact_name, push_name, name_edited,
+             activity_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
     )?
-    .execute(params![id.to_string(), number, name, now_ms])?;
-    let created = find_conversation(conn, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    .execute(params![id.to_string(), number, shown, push, edited, now_ms])?;
+    let created = find_conversation(conn, id, None)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     Ok((created, true))
 }
 
-/// Records `message` as the conversation's latest: preview, time, activity, and one more
-/// unread when it is an unread incoming message. Returns the updated conversation.
-pub fn touch_conversation(conn: &Connection, message: &Message) -> rusqlite::Result<Conversation> {
-    let at = to_millis(message.created_at);
-    let unread = i64::from(message.sender == Sender::User && !message.is_read);
-    conn.prepare_cached(&format!(
-        "UPDATE conversation
-         SET last_message = ?2, last_message_at = ?3, activity_at = max(activity_at, ?3),
-             unread_count = unread_count + ?4
-         WHERE id = ?1
-         RETURNING {CONVERSATION_COLUMNS}"
-    ))?
-    .query_row(
-        params![
-            message.conversation_id.to_string(),
+/// Records `message` (just inserted at history position `pos`) as the conversation's
+/// latest: preview, time, activity; an incoming one also counts as unread for the tenant and
+/// reopens a resolved or snoozed conversation. A private note changes none of this.
+/// Returns the conversation as the whole team sees it.
+pub fn touch_conversation(
+    conn: &Connection,
+    message: &Message,
+    pos: i64,
+) -> rusqlite::Result<Conversation> {
+    let id = message.conversation_id;
+    if !message.private {
+        let at = to_millis(message.created_at);
+        let incoming = message.sender == Sender::User;
+        let unread = i64::from(incoming && !message.is_read);
+        conn.prepare_cached(
+            "UPDATE conversation
+             SET last_message = ?2, last_message_at = ?3, activity_at = max(activity_at, ?3),
+                 unread_count = unread_count + ?4,
+                 last_incoming_pos = CASE WHEN ?5 THEN ?6 ELSE last_incoming_pos END,
+                 status = CASE WHEN ?5 AND status IN ('resolved', 'snoozed') THEN 'open' ELSE status END,
+                 snoozed_until = CASE WHEN ?5 THEN NULL ELSE snoozed_until END
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            id.to_string(),
             message.content,
             at,
-            unread
-        ],
-        conversation_row,
-    )
-    .map(|(c, _)| c)
+            unread,
+            incoming,
+            pos
+        ])?;
+    }
+    find_conversation(conn, id, None)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
 
-/// Marks every unread incoming message of a conversation read and zeroes its unread count.
+/// Marks every unread incoming message of a conversation read for the tenant (zeroing its
+/// contact unread count) and moves `viewer`'s own read position to its newest message.
 /// Returns the WhatsApp ids of the messages it marked.
-pub fn mark_read(conn: &Connection, conversation: Uuid) -> rusqlite::Result<Vec<String>> {
+pub fn mark_read(
+    conn: &Connection,
+    conversation: Uuid,
+    viewer: Viewer,
+) -> rusqlite::Result<Vec<String>> {
     let id = conversation.to_string();
     let ids = conn
         .prepare_cached(
@@ -387,15 +698,33 @@ pub fn mark_read(conn: &Connection, conversation: Uuid) -> rusqlite::Result<Vec<
         .collect::<rusqlite::Result<Vec<_>>>()?;
     conn.prepare_cached("UPDATE conversation SET unread_count = 0 WHERE id = ?1")?
         .execute([&id])?;
+    conn.prepare_cached(
+        "INSERT INTO read_position (conversation_id, user_id, read_pos)
+         SELECT ?1, ?2, coalesce(max(pos), 0) FROM message WHERE conversation_id = ?1
+         ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_pos = max(read_pos, excluded.read_pos)",
+    )?
+    .execute(params![id, viewer.0.to_string()])?;
     Ok(ids)
+}
+
+/// Records where a new member's read state starts (the newest message now); a member
+/// already known keeps theirs.
+pub fn add_member(conn: &Connection, user: Uuid) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO member (user_id, read_from) VALUES (?1, {NEWEST_MESSAGE})
+         ON CONFLICT (user_id) DO NOTHING"
+    ))?
+    .execute([user.to_string()])?;
+    Ok(())
 }
 
 // ---- messages ------------------------------------------------------------------------------
 
-pub fn insert_message(conn: &Connection, m: &Message) -> rusqlite::Result<()> {
+/// Inserts a message; returns its history position (rowid).
+pub fn insert_message(conn: &Connection, m: &Message) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO message (id, conversation_id, content, sender, type, status, is_read, wa_id, author_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO message (id, conversation_id, content, sender, type, status, is_read, wa_id, author_id, created_at, private)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         m.id.to_string(),
@@ -408,8 +737,11 @@ pub fn insert_message(conn: &Connection, m: &Message) -> rusqlite::Result<()> {
         m.whatsapp_id,
         m.author_id.map(|a| a.to_string()),
         to_millis(m.created_at),
+        m.private,
     ])?;
-    note_newest_message(conn)
+    let pos = conn.last_insert_rowid();
+    note_newest_message(conn)?;
+    Ok(pos)
 }
 
 /// Records the message just inserted on `conn` as the newest (the conversation list's
@@ -566,22 +898,29 @@ mod tests {
     /// The page as values, serialized: what `write_conversation_page` must write byte for byte.
     fn page_as_values(
         conn: &Connection,
+        viewer: Viewer,
         after: Option<&ConversationCursor>,
         limit: u32,
     ) -> Vec<u8> {
         let mut rows = conn
             .prepare(&format!(
-                "SELECT {CONVERSATION_COLUMNS} FROM conversation
-                 WHERE ?1 IS NULL OR (activity_at, id) < (?1, ?2)
-                 ORDER BY activity_at DESC, id DESC"
+                "{DEFAULT_READ} SELECT {CONVERSATION_COLUMNS}, activity_at FROM {CONVERSATION_FROM}
+                 WHERE :at IS NULL OR (activity_at, conversation.id) < (:at, :id)
+                 ORDER BY activity_at DESC, conversation.id DESC"
             ))
             .unwrap()
             .query_map(
-                params![
-                    after.map(|c| c.activity_at),
-                    after.map(|c| c.id.to_string())
-                ],
-                conversation_row,
+                named_params! {
+                    ":viewer": viewer.0.to_string(),
+                    ":at": after.map(|c| c.activity_at),
+                    ":id": after.map(|c| c.id.to_string()),
+                },
+                |row| {
+                    Ok((
+                        conversation_row(row)?,
+                        row.get::<_, i64>(CONVERSATION_COLUMN_COUNT)?,
+                    ))
+                },
             )
             .unwrap()
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -607,6 +946,8 @@ mod tests {
             include_str!("../../migrations/tenant/V1__meta.sql"),
             include_str!("../../migrations/tenant/V2__chat.sql"),
             include_str!("../../migrations/tenant/V3__newest_message.sql"),
+            include_str!("../../migrations/tenant/V4__message_key.sql"),
+            include_str!("../../migrations/tenant/V5__workflow.sql"),
         ] {
             conn.execute_batch(sql).unwrap();
         }
@@ -635,12 +976,29 @@ mod tests {
             )
             .unwrap();
         }
+        // Statuses, assignees, push names, labels and read positions, on some rows.
+        conn.execute_batch(
+            "INSERT INTO label (id, name, color, created_at) VALUES
+                 ('00000000-0000-0000-0000-00000000000a', 'vip', '#ff0000', 0),
+                 ('00000000-0000-0000-0000-00000000000b', 'late', '#00ff00', 0);
+             UPDATE conversation SET status = 'snoozed', snoozed_until = 1700000009999,
+                 assignee_id = '00000000-0000-0000-0000-000000000001', push_name = 'Pu \"sh'
+                 WHERE rowid % 3 = 0;
+             UPDATE conversation SET last_incoming_pos = 5 WHERE rowid % 4 = 0;
+             INSERT INTO conversation_label SELECT id, '00000000-0000-0000-0000-00000000000b'
+                 FROM conversation WHERE rowid % 2 = 0;
+             INSERT INTO conversation_label SELECT id, '00000000-0000-0000-0000-00000000000a'
+                 FROM conversation WHERE rowid % 5 = 0;",
+        )
+        .unwrap();
+        let viewer = Viewer(Uuid::now_v7());
         for limit in [1, 5, 22, 23, 50] {
             let mut after: Option<ConversationCursor> = None;
             loop {
                 let mut written = Vec::new();
                 write_conversation_page(
                     &conn,
+                    viewer,
                     &ListFilter::default(),
                     after.as_ref(),
                     limit,
@@ -650,7 +1008,8 @@ mod tests {
                 .unwrap();
                 assert_eq!(
                     String::from_utf8(written.clone()).unwrap(),
-                    String::from_utf8(page_as_values(&conn, after.as_ref(), limit)).unwrap(),
+                    String::from_utf8(page_as_values(&conn, viewer, after.as_ref(), limit))
+                        .unwrap(),
                     "limit {limit}"
                 );
                 let page: serde_json::Value = serde_json::from_slice(&written).unwrap();

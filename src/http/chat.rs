@@ -14,16 +14,18 @@ use super::extract::TenantScope;
 use super::json::{ApiJson, ApiPath, ApiQuery, ApiResult, JSON_BODY_CAPACITY, JsonBytes};
 use super::paging::{self, Page};
 use crate::auth::users::normalize_name;
-use crate::chat::inbox::{Recipient, existing};
-use crate::chat::store::{self, ListFilter};
-use crate::chat::{Conversation, Message, normalize_phone};
-use crate::error::ErrorBody;
+use crate::chat::inbox::{Recipient, existing, existing_for};
+use crate::chat::library;
+use crate::chat::store::{self, AssigneeFilter, ConversationCounts, ListFilter, Viewer};
+use crate::chat::{Conversation, ConversationStatus, Message, normalize_phone};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_conversations, create_conversation))
-        .routes(routes!(get_conversation))
+        .routes(routes!(conversation_counts))
+        .routes(routes!(get_conversation, update_conversation))
         .routes(routes!(list_messages))
         .routes(routes!(send))
         .routes(routes!(mark_read))
@@ -45,11 +47,66 @@ pub struct ConversationQuery {
     /// number (digits, spaces, `+ - ( ) .`), in the number's digits. No control characters.
     #[param(pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub q: Option<String>,
-    /// Only conversations with unread messages.
+    /// Only conversations with messages the caller has not read.
     pub unread: Option<bool>,
+    /// Statuses shown, comma-separated (`open,pending`, the default), or `all`.
+    #[param(
+        pattern = r"^(all|(open|pending|resolved|snoozed)(,(open|pending|resolved|snoozed))*)$"
+    )]
+    pub status: Option<String>,
+    /// `me`, `unassigned`, `all` (the default) or a team member's id.
+    pub assignee: Option<String>,
+    /// Only conversations with this label (its id).
+    pub label: Option<Uuid>,
 }
 
-/// The inbox: conversations, newest activity first, keyset-paginated.
+/// The statuses of a `status` parameter: `open,pending` when absent, every one for `all`.
+pub fn parse_statuses(raw: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(vec![ConversationStatus::Open, ConversationStatus::Pending]);
+    };
+    if raw == "all" {
+        return Ok(Vec::new());
+    }
+    let mut statuses = Vec::new();
+    for word in raw.split(',') {
+        let status = ConversationStatus::parse(word.trim()).ok_or_else(|| {
+            ApiError::validation(format!(
+                "status must be open, pending, resolved or snoozed (comma-separated), or all; \
+                 not {word:?}"
+            ))
+        })?;
+        if !statuses.contains(&status) {
+            statuses.push(status);
+        }
+    }
+    Ok(statuses)
+}
+
+/// The assignee filter of an `assignee` parameter, `me` being `caller`.
+pub fn parse_assignee(raw: Option<&str>, caller: Uuid) -> Result<AssigneeFilter, ApiError> {
+    Ok(match raw {
+        None | Some("all") => AssigneeFilter::All,
+        Some("me") => AssigneeFilter::User(caller),
+        Some("unassigned") => AssigneeFilter::Unassigned,
+        Some(other) => AssigneeFilter::User(Uuid::parse_str(other).map_err(|_| {
+            ApiError::validation("assignee must be me, unassigned, all or a team member's id")
+        })?),
+    })
+}
+
+/// Refuses (422) a label filter that names none of the tenant's labels.
+fn known_label(conn: &rusqlite::Connection, label: Option<Uuid>) -> Result<(), ApiError> {
+    match label {
+        Some(id) if library::find_label(conn, id)?.is_none() => Err(ApiError::validation(format!(
+            "label {id} is not a label of this workspace"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The inbox: conversations, newest activity first, keyset-paginated; by default the open
+/// and pending ones (docs/WORKFLOW.md). `unreadCount` is the caller's own.
 ///
 /// Pages never repeat an item. A conversation that gets a new message while a client pages
 /// moves to the top; the client learns of it from `conversation_updated`/`incoming_message`
@@ -61,7 +118,7 @@ pub struct ConversationQuery {
         (status = 200, body = Page<Conversation>),
         (status = 400, description = "bad cursor or query", body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 422, description = "limit out of range", body = ErrorBody),
+        (status = 422, description = "limit, status, assignee or label not valid", body = ErrorBody),
     ))]
 async fn list_conversations(
     scope: TenantScope,
@@ -76,17 +133,23 @@ async fn list_conversations(
         .as_deref()
         .map(|c| paging::decode_conversation_cursor("cursor", c))
         .transpose()?;
+    let me = scope.caller.user.id.0;
     let filter = ListFilter {
         q: query.q,
         unread_only: query.unread.unwrap_or(false),
+        statuses: parse_statuses(query.status.as_deref())?,
+        assignee: parse_assignee(query.assignee.as_deref(), me)?,
+        label: query.label,
     };
     // The page is written as a `Page<Conversation>` while the rows are read.
     let body = scope
         .db
         .run(move |conn| {
+            known_label(conn, filter.label)?;
             let mut body = Vec::with_capacity(JSON_BODY_CAPACITY);
             store::write_conversation_page(
                 conn,
+                Viewer(me),
                 &filter,
                 cursor.as_ref(),
                 limit,
@@ -97,6 +160,52 @@ async fn list_conversations(
         })
         .await?;
     Ok(JsonBytes(body))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CountsQuery {
+    /// The statuses the assignee counts cover (as the list's `status`; default `open,pending`).
+    #[param(
+        pattern = r"^(all|(open|pending|resolved|snoozed)(,(open|pending|resolved|snoozed))*)$"
+    )]
+    pub status: Option<String>,
+    /// The assignee the status counts cover (as the list's `assignee`; default `all`).
+    pub assignee: Option<String>,
+    /// Count only conversations with this label.
+    pub label: Option<Uuid>,
+}
+
+/// The tabs' numbers without loading lists: conversations per status (under the assignee
+/// and label filters) and per assignee filter (under the status and label filters).
+#[utoipa::path(get, path = "/api/conversations/counts", tag = "conversations",
+    security(("bearer" = [])),
+    params(CountsQuery),
+    responses(
+        (status = 200, body = ConversationCounts),
+        (status = 400, description = "bad query", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "status, assignee or label not valid", body = ErrorBody),
+    ))]
+async fn conversation_counts(
+    scope: TenantScope,
+    ApiQuery(query): ApiQuery<CountsQuery>,
+) -> ApiResult<ApiJson<ConversationCounts>> {
+    let me = scope.caller.user.id.0;
+    let filter = ListFilter {
+        statuses: parse_statuses(query.status.as_deref())?,
+        assignee: parse_assignee(query.assignee.as_deref(), me)?,
+        label: query.label,
+        ..ListFilter::default()
+    };
+    let counts = scope
+        .db
+        .run(move |conn| {
+            known_label(conn, filter.label)?;
+            Ok(store::conversation_counts(conn, me, &filter)?)
+        })
+        .await?;
+    Ok(ApiJson(counts))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -129,9 +238,10 @@ async fn create_conversation(
         .as_deref()
         .map(|n| normalize_name("contactName", n))
         .transpose()?;
+    let viewer = Viewer(scope.caller.user.id.0);
     let (conversation, created) = state
         .inbox
-        .open_conversation(&scope.db, number, name)
+        .open_conversation(&scope.db, viewer, number, name)
         .await?;
     let status = if created {
         StatusCode::CREATED
@@ -154,7 +264,56 @@ async fn get_conversation(
     scope: TenantScope,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<ApiJson<Conversation>> {
-    let conversation = scope.db.run(move |conn| existing(conn, id)).await?;
+    let viewer = Viewer(scope.caller.user.id.0);
+    let conversation = scope
+        .db
+        .run(move |conn| existing_for(conn, id, viewer))
+        .await?;
+    Ok(ApiJson(conversation))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateConversation {
+    /// The contact's name as the team calls them (kept from then on; WhatsApp's push name no
+    /// longer replaces it), or null to show the push name again. Required.
+    #[serde(default, deserialize_with = "super::json::present")]
+    #[schema(schema_with = super::openapi::fields::optional_name, required = true)]
+    pub contact_name: Option<Option<String>>,
+}
+
+/// Renames the contact (docs/WORKFLOW.md): `conversation_updated` tells the team.
+#[utoipa::path(patch, path = "/api/conversations/{id}", tag = "conversations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "conversation id")),
+    request_body = UpdateConversation,
+    responses(
+        (status = 200, body = Conversation),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "no such conversation in the caller's tenant", body = ErrorBody),
+        (status = 422, description = "invalid name", body = ErrorBody),
+    ))]
+async fn update_conversation(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateConversation>,
+) -> ApiResult<ApiJson<Conversation>> {
+    let name = req
+        .contact_name
+        .ok_or_else(|| {
+            ApiError::validation(
+                "contactName is required (a name, or null to show WhatsApp's push name)",
+            )
+        })?
+        .as_deref()
+        .map(|n| normalize_name("contactName", n))
+        .transpose()?;
+    let viewer = Viewer(scope.caller.user.id.0);
+    let conversation = state
+        .workflow
+        .rename_contact(&scope.db, viewer, id, name)
+        .await?;
     Ok(ApiJson(conversation))
 }
 
@@ -254,6 +413,7 @@ async fn mark_read(
     scope: TenantScope,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<ApiJson<Conversation>> {
-    let conversation = state.inbox.mark_read(&scope.db, id).await?;
+    let viewer = Viewer(scope.caller.user.id.0);
+    let conversation = state.inbox.mark_read(&scope.db, viewer, id).await?;
     Ok(ApiJson(conversation))
 }

@@ -40,7 +40,8 @@ pub struct EventPage {
     pub truncated: bool,
 }
 
-/// The tenant's event log after `after`: what a reconnecting client missed.
+/// The tenant's event log after `after`: what a reconnecting client missed (the team's
+/// events and the caller's own, such as their mentions).
 #[utoipa::path(get, path = "/api/events", tag = "events",
     security(("bearer" = [])),
     params(EventQuery),
@@ -61,9 +62,10 @@ async fn list_events(
     }
     let limit = page_limit(query.limit, 500, 1000)?;
     let cutoff = state.events.retention().cutoff(Utc::now());
+    let viewer = scope.caller.user.id;
     let (items, truncated) = scope
         .db
-        .run(move |conn| Ok(list_after(conn, after, limit + 1, cutoff)?))
+        .run(move |conn| Ok(list_after(conn, viewer, after, limit + 1, cutoff)?))
         .await?;
     let mut items = items;
     let more = items.len() > limit as usize;

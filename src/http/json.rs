@@ -281,6 +281,16 @@ pub struct ApiPath<T>(pub T);
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// For a field that may be null but must be there: present (`Some`, null or not) or absent
+/// (`None`, with `#[serde(default)]`).
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{starts_as_object_or_garbage, without_type_names};

@@ -7,15 +7,19 @@ pub mod chat;
 pub mod events;
 pub mod extract;
 pub mod json;
+pub mod library;
+pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod paging;
+pub mod search;
 pub mod serve;
 pub mod socket;
 pub mod team;
 pub mod tenant;
 pub mod web;
 pub mod whatsapp;
+pub mod workflow;
 
 use std::time::Instant;
 
@@ -47,6 +51,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(team::router())
         .merge(chat::router())
+        .merge(workflow::router())
+        .merge(library::router())
+        .merge(search::router())
+        .merge(notifications::router())
         .merge(events::router())
         .merge(whatsapp::router())
         .merge(ops::router())

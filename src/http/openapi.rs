@@ -90,6 +90,18 @@ const OPENS_TENANT_FILE: &[&str] = &[
     "/api/conversations/{id}/messages",
     "/api/conversations/{id}/send",
     "/api/conversations/{id}/read",
+    "/api/conversations/counts",
+    "/api/conversations/{id}/status",
+    "/api/conversations/{id}/assignee",
+    "/api/conversations/{id}/labels",
+    "/api/conversations/{id}/notes",
+    "/api/labels",
+    "/api/labels/{id}",
+    "/api/canned-responses",
+    "/api/canned-responses/{id}",
+    "/api/search",
+    "/api/notifications",
+    "/api/notifications/read",
     "/api/events",
     "/api/integrations/whatsapp/send",
     "/api/integrations/whatsapp/simulate/incoming",
@@ -193,7 +205,7 @@ pub(super) mod fields {
 
     /// A one-line text ([`crate::text::line`]): no control characters, something visible.
     /// Surrounding white space is allowed (it is trimmed), so the length counts it.
-    const LINE: &str = concat!(
+    pub const LINE: &str = concat!(
         r"^[^\x00-\x1f\x7f-\x9f]*",
         r"[^\x00-\x20\x7f-\xa0\xad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f",
         r"\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0]",
@@ -217,7 +229,7 @@ pub(super) mod fields {
         r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
     );
 
-    fn string(nullable: bool) -> ObjectBuilder {
+    pub fn string(nullable: bool) -> ObjectBuilder {
         ObjectBuilder::new().schema_type(if nullable {
             SchemaType::from_iter([Type::String, Type::Null])
         } else {

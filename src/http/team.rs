@@ -94,6 +94,12 @@ async fn create_member(
         .master
         .run(move |conn| users::insert(conn, &stored, &hash))
         .await?;
+    // Where the new member's read state starts. The member exists either way; without it
+    // they would find older messages unread, so a failure is logged, not answered.
+    if let Err(err) = state.workflow.member_added(user.tenant_id, user.id).await {
+        tracing::error!(tenant = %user.tenant_id, user = %user.id, error = %err,
+            "new member's read state not recorded");
+    }
     Ok((StatusCode::CREATED, ApiJson(user)))
 }
 
@@ -157,7 +163,8 @@ async fn update_member(
     Ok(ApiJson(user))
 }
 
-/// Removes a member from the team (owner/admin only); their tokens stop working at once.
+/// Removes a member from the team (owner/admin only); their tokens stop working at once and
+/// their conversations become unassigned.
 #[utoipa::path(delete, path = "/api/team/{id}", tag = "team",
     security(("bearer" = [])),
     params(("id" = UserId, Path, description = "the member's id")),
@@ -190,6 +197,12 @@ async fn delete_member(
         })
         .await?;
     state.on_user_revoked(id).await;
+    // Their conversations become unassigned. The member is gone either way (a later removal
+    // cannot retry this), so a failure is logged with what it left behind.
+    if let Err(err) = state.workflow.member_removed(tenant, id).await {
+        tracing::error!(tenant = %tenant, user = %id, error = %err,
+            "removed member's conversations not unassigned");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -160,7 +160,17 @@ async fn the_openapi_document_lists_every_endpoint_with_its_schemas() {
     let event = &schemas["Event"];
     assert_eq!(event["discriminator"]["propertyName"], "type");
     let mapping = event["discriminator"]["mapping"].as_object().unwrap();
-    assert_eq!(mapping.len(), 6, "{mapping:?}");
+    assert_eq!(mapping.len(), 8, "{mapping:?}");
+    let mention = &schemas["MentionEvent"];
+    for field in ["notification", "message", "conversation"] {
+        assert!(
+            mention["required"]
+                .as_array()
+                .unwrap()
+                .contains(&field.into()),
+            "{mention}"
+        );
+    }
     let qr = &schemas["QrEvent"]["allOf"];
     assert_eq!(
         qr[0]["properties"]["type"]["enum"],

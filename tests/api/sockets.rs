@@ -52,7 +52,12 @@ async fn incoming_messages_reach_only_their_own_tenants_sockets() {
     assert_eq!(event["type"], "incoming_message");
     assert_eq!(event["message"]["content"], "for A only");
     assert_eq!(event["conversation"]["contactName"], "Budi");
-    assert_eq!(event["conversation"]["unreadCount"], 1);
+    // Sent to the whole team: the tenant's count, not one member's own.
+    assert_eq!(event["conversation"]["contactUnreadCount"], 1);
+    assert!(
+        event["conversation"].get("unreadCount").is_none(),
+        "{event}"
+    );
     let seq = event["seq"].as_i64().unwrap();
     let (_, logged) = app
         .get(&format!("/api/events?after={}", seq - 1), &a.token)
@@ -195,15 +200,31 @@ async fn a_client_that_reconnects_gets_what_it_missed_from_the_event_log() {
         .iter()
         .map(|e| e["type"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds.len(), 4, "{caught_up}");
-    for kind in [
-        "incoming_message",
-        "message_sent",
-        "message_status",
-        "conversation_updated",
-    ] {
-        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
-    }
+    // Reading is two events: the tenant's count for the team, the reader's own for them.
+    // (The send's status may come before or after them.)
+    let mut sorted = kinds.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [
+            "conversation_updated",
+            "conversation_updated",
+            "incoming_message",
+            "message_sent",
+            "message_status",
+        ],
+        "{caught_up}"
+    );
+    let updates: Vec<&serde_json::Value> = caught_up["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "conversation_updated")
+        .collect();
+    let (team, own) = (updates[0], updates[1]);
+    assert_eq!(team["conversation"]["contactUnreadCount"], 0, "{team}");
+    assert!(team["conversation"].get("unreadCount").is_none(), "{team}");
+    assert_eq!(own["conversation"]["unreadCount"], 0, "{own}");
     // And live events flow again after the catch-up.
     app.incoming(
         &owner,
@@ -211,7 +232,7 @@ async fn a_client_that_reconnects_gets_what_it_missed_from_the_event_log() {
     )
     .await;
     let (_, live) = socket.next_app_event().await;
-    assert!(live["seq"].as_i64().unwrap() > caught_up["items"][3]["seq"].as_i64().unwrap());
+    assert!(live["seq"].as_i64().unwrap() > caught_up["items"][4]["seq"].as_i64().unwrap());
 }
 
 #[tokio::test]

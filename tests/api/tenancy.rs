@@ -166,11 +166,26 @@ async fn a_tenant_file_from_an_older_version_is_migrated_when_next_opened() {
     }
     let file = app.tenant_files().remove(0);
     let (root, config) = app.stop().await;
-    // Turn the file back into one written by a binary with migrations 1–2 only (V3's row and
-    // the history of V3 and V4; V4 rebuilds `message` from whatever it finds, so it re-runs).
+    // Turn the file back into one written by a binary with migrations 1–2 only (V3's row,
+    // what V5 added, and the history of V3 to V5; V4 rebuilds `message` from whatever it
+    // finds, so it re-runs).
     let conn = rusqlite::Connection::open(&file).unwrap();
     conn.execute_batch(
-        "DELETE FROM tenant_meta WHERE key = 'newest_message';
+        "DELETE FROM tenant_meta WHERE key IN ('newest_message', 'read_since');
+         DROP TRIGGER message_fts_insert; DROP TRIGGER message_fts_delete;
+         DROP TRIGGER message_fts_update; DROP TABLE message_fts;
+         DROP TABLE canned_response; DROP TABLE notification; DROP TABLE member;
+         DROP TABLE read_position; DROP TABLE conversation_label; DROP TABLE label;
+         DROP INDEX conversation_by_status; DROP INDEX conversation_by_assignee;
+         DROP INDEX conversation_snoozed; DROP INDEX message_incoming;
+         ALTER TABLE conversation DROP COLUMN status;
+         ALTER TABLE conversation DROP COLUMN snoozed_until;
+         ALTER TABLE conversation DROP COLUMN assignee_id;
+         ALTER TABLE conversation DROP COLUMN push_name;
+         ALTER TABLE conversation DROP COLUMN name_edited;
+         ALTER TABLE conversation DROP COLUMN last_incoming_pos;
+         ALTER TABLE message DROP COLUMN private;
+         ALTER TABLE event DROP COLUMN audience;
          DELETE FROM refinery_schema_history WHERE version >= 3;
          PRAGMA user_version = 2;",
     )
@@ -180,7 +195,7 @@ async fn a_tenant_file_from_an_older_version_is_migrated_when_next_opened() {
     let app = TestApp::start_on(root, config).await;
     let (status, body) = app.get("/api/tenant", &owner.token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["schemaVersion"], 4);
+    assert_eq!(body["schemaVersion"], 5);
     let (status, page) = app.get("/api/conversations?limit=2", &owner.token).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let (_root, _config) = app.stop().await;
