@@ -76,19 +76,19 @@ for (const scheme of ["light", "dark"]) {
 
     // The chat header's menus and the note composer.
     await page.locator(".chat-head").getByRole("button", { name: "Assign" }).click();
-    await page.getByRole("group", { name: "Assign" }).waitFor();
+    await page.getByRole("group", { name: "Assign menu" }).waitFor();
     await audit(page, "assign menu");
     await page.keyboard.press("Escape");
     await page.locator(".chat-head").getByRole("button", { name: "Snooze" }).click();
-    await page.getByRole("group", { name: "Snooze" }).waitFor();
+    await page.getByRole("group", { name: "Snooze menu" }).waitFor();
     await audit(page, "snooze menu");
     await page.keyboard.press("Escape");
-    await page.getByRole("button", { name: "Note" }).click();
+    await page.getByRole("button", { name: "Note", exact: true }).click();
     await page.getByRole("textbox", { name: "Write a private note" }).fill("Checked @");
     await page.getByRole("listbox", { name: "Teammates" }).waitFor();
     await audit(page, "note composer with the teammates offered");
     await page.getByRole("textbox", { name: "Write a private note" }).fill("");
-    await page.getByRole("button", { name: "Note" }).click();
+    await page.getByRole("button", { name: "Note", exact: true }).click();
     await page.getByRole("tab", { name: /^Resolved/ }).click();
     await audit(page, "resolved tab");
     await page.getByRole("tab", { name: /^Open/ }).click();
@@ -103,6 +103,8 @@ for (const scheme of ["light", "dark"]) {
     await page.getByRole("searchbox", { name: "Search messages" }).press("Enter");
     await page.locator(".result mark").first().waitFor();
     await audit(page, "search results");
+    await page.getByRole("link", { name: "Inbox" }).click();
+    await page.locator(".conv").first().waitFor();
 
     await page.getByRole("button", { name: "New conversation" }).click();
     await page.getByRole("dialog", { name: "New conversation" }).waitFor();

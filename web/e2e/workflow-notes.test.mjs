@@ -42,9 +42,9 @@ test("a private note is shown apart; @ mentions a teammate, whose bell rings liv
 
   await row(o.page, "Intan").locator(".conv").click();
   await o.page.locator(".msg-in", { hasText: "late" }).waitFor();
-  await o.page.getByRole("button", { name: "Note" }).click();
+  await o.page.getByRole("button", { name: "Note", exact: true }).click();
   assert.equal(
-    await o.page.getByRole("button", { name: "Note" }).getAttribute("aria-pressed"),
+    await o.page.getByRole("button", { name: "Note", exact: true }).getAttribute("aria-pressed"),
     "true",
   );
   const box = o.page.getByRole("textbox", { name: "Write a private note" });
@@ -95,7 +95,7 @@ test("a private note is shown apart; @ mentions a teammate, whose bell rings liv
   await o.page.locator('button.bell[data-unread="0"]').waitFor();
 
   // Back to a reply: the toggle off sends to WhatsApp again.
-  await o.page.getByRole("button", { name: "Note" }).click();
+  await o.page.getByRole("button", { name: "Note", exact: true }).click();
   const reply = o.page.getByRole("textbox", { name: "Write a message" });
   await reply.fill("We are on it!");
   await reply.press("Enter");

@@ -78,7 +78,7 @@ test("status tabs count and list; resolve, snooze and reopen, by button and by k
   await page.locator(".msg-in", { hasText: "Bali" }).waitFor();
   await page.locator(".chat-head").click({ position: { x: 5, y: 5 } });
   await page.keyboard.press("z");
-  const menu = page.getByRole("group", { name: "Snooze" });
+  const menu = page.getByRole("group", { name: "Snooze menu" });
   await menu.waitFor();
   await menu.getByRole("button", { name: "For 1 hour" }).click();
   await page.locator(".chat-head .status-pill", { hasText: "Snoozed until" }).waitFor();
@@ -141,7 +141,7 @@ test("assignment: Mine / Unassigned / All, the assign menu, and what an agent ma
   await row(o.page, "Dina").locator(".conv").click();
   await o.page.locator(".msg-in", { hasText: "Question one" }).waitFor();
   await o.page.locator(".chat-head").getByRole("button", { name: "Assign" }).click();
-  const menu = o.page.getByRole("group", { name: "Assign" });
+  const menu = o.page.getByRole("group", { name: "Assign menu" });
   await menu.getByRole("button", { name: "Ayu Agent" }).click();
   await row(o.page, "Dina").locator(".conv-assignee", { hasText: "Ayu Agent" }).waitFor();
   await row(o.page, "Eko").locator(".conv").click();
@@ -172,7 +172,7 @@ test("assignment: Mine / Unassigned / All, the assign menu, and what an agent ma
     .locator(".chat-head")
     .getByRole("button", { name: /Assign/ })
     .click();
-  const agentMenu = a.page.getByRole("group", { name: "Assign" });
+  const agentMenu = a.page.getByRole("group", { name: "Assign menu" });
   await agentMenu.getByRole("button", { name: /Assign to me/ }).waitFor();
   assert.equal(await agentMenu.getByRole("button", { name: "Olivia Owner" }).count(), 0);
   assert.equal(await agentMenu.getByRole("button", { name: "Unassign" }).count(), 0);
@@ -238,10 +238,10 @@ test("labels: managed on the Team page, applied in the chat, shown as chips, fil
   await page.getByRole("link", { name: "Inbox" }).click();
   await row(page, "Fajar").locator(".conv").click();
   await page.locator(".chat-head").getByRole("button", { name: "Labels" }).click();
-  const picker = page.getByRole("group", { name: "Labels" });
+  const picker = page.getByRole("group", { name: "Labels menu" });
   await picker.getByRole("checkbox", { name: "Refunds" }).check();
   await picker.getByRole("checkbox", { name: "VIP" }).check();
-  await page.locator('.chat-head .chip[data-label="Refunds"]').waitFor();
+  await page.locator('.chat-title .chip[data-label="Refunds"]').waitFor();
   await row(page, "Fajar").locator('.chip[data-label="VIP"]').waitFor();
   await page.keyboard.press("Escape");
   await row(page, "Gita").locator(".conv").click();
@@ -271,7 +271,7 @@ test("labels: managed on the Team page, applied in the chat, shown as chips, fil
   await row(a.page, "Hadi").locator(".conv").click();
   await a.page.locator(".chat-head").getByRole("button", { name: "Labels" }).click();
   await a.page
-    .getByRole("group", { name: "Labels" })
+    .getByRole("group", { name: "Labels menu" })
     .getByRole("checkbox", { name: "VIP" })
     .check();
   await row(page, "Hadi").locator('.chip[data-label="VIP"]').waitFor();

@@ -189,6 +189,7 @@ export function ChatHeader(props: { c: Conversation | undefined }) {
             panel={<ShortcutsHelp />}
           >
             <span aria-hidden="true">?</span>
+            <span class="sr-only">Keyboard shortcuts</span>
           </Popover>
         </div>
       )}

@@ -211,9 +211,7 @@ export function Composer(props: { id: string }) {
         ref={area}
         rows={1}
         value={text}
-        placeholder={
-          note ? "Private note for the team — @ to mention" : "Type a message, / for quick replies"
-        }
+        placeholder={note ? "Private note for the team — @ to mention" : "Type a message"}
         aria-describedby={note ? "composer-hint composer-mode" : "composer-hint"}
         aria-autocomplete="list"
         aria-controls={offer ? listId : undefined}

@@ -83,7 +83,7 @@ export function Popover(props: {
           id={id}
           class={`popover popover-${props.align ?? "end"}`}
           role="group"
-          aria-label={props.label}
+          aria-label={`${props.label} menu`}
           onKeyDown={onKeyDown}
         >
           {props.panel}
