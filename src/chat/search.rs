@@ -170,18 +170,18 @@ pub fn search(
 }
 
 /// FTS5's refusal of a query's syntax is the client's mistake: a 400 naming the field and
-/// what FTS5 said. Anything else stays an internal error.
+/// what FTS5 said. The statement was prepared already, so a plain `SQLITE_ERROR` while it
+/// steps can only come from parsing the query ("fts5: syntax error near …", "unterminated
+/// string", "no such column: …"); anything else (I/O, corruption, busy) stays internal.
 fn syntax_error(field: &str, err: rusqlite::Error) -> ApiError {
     if let rusqlite::Error::SqliteFailure(code, Some(message)) = &err
-        && code.code == rusqlite::ErrorCode::Unknown
-        && (message.starts_with("fts5:")
-            || message.starts_with("no such column")
-            || message.starts_with("unknown special query"))
+        && code.extended_code == rusqlite::ffi::SQLITE_ERROR
     {
         return ApiError::bad_request(
             "invalid_search",
             format!(
-                "{field} is not a search this inbox understands ({message}); put words in double quotes to search for them as typed"
+                "{field} is not a search this inbox understands ({message}); put words in \
+                 double quotes to search for them as typed"
             ),
         );
     }
@@ -301,6 +301,48 @@ mod tests {
             words("(foo* AND \"a \"\"b\"\"\") NOT baz"),
             ["foo", "a \"b\"", "baz"]
         );
+    }
+
+    fn tenant_db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in [
+            include_str!("../../migrations/tenant/V1__meta.sql"),
+            include_str!("../../migrations/tenant/V2__chat.sql"),
+            include_str!("../../migrations/tenant/V3__newest_message.sql"),
+            include_str!("../../migrations/tenant/V4__message_key.sql"),
+            include_str!("../../migrations/tenant/V5__workflow.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO conversation (id, contact_number, activity_at, created_at)
+                 VALUES ('00000000-0000-0000-0000-000000000001', '+15550001', 0, 0);
+             INSERT INTO message (id, conversation_id, content, sender, status, created_at)
+                 VALUES ('00000000-0000-0000-0000-0000000000aa',
+                         '00000000-0000-0000-0000-000000000001', 'a refund please', 'user',
+                         'delivered', 0);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn what_fts5_cannot_parse_is_the_clients_mistake() {
+        let conn = tenant_db();
+        let (hits, _) = search(&conn, "q", &parse_query("q", "refund").unwrap(), None, 10).unwrap();
+        assert_eq!(hits.len(), 1);
+        for bad in [
+            "\"refund",
+            "*",
+            "NEAR(",
+            "refund AND",
+            "nosuchcolumn:refund",
+            "refund)",
+        ] {
+            let query = parse_query("q", bad).unwrap();
+            let err = search(&conn, "q", &query, None, 10).unwrap_err();
+            assert_eq!(err.code(), "invalid_search", "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -69,10 +69,24 @@ pub struct Simulated {
     /// The latest [`READ_LOG_LEN`] mark-read calls, for tests to check that read state
     /// reached "WhatsApp" (bounded: a server on the simulated backend may run for long).
     read_log: Mutex<VecDeque<(TenantId, String, Vec<String>)>>,
+    /// The latest [`READ_LOG_LEN`] texts handed to "WhatsApp" to send, `(tenant, to, text)`,
+    /// for tests to check what reached the WhatsApp boundary (and what never did).
+    sent_log: Mutex<VecDeque<(TenantId, String, String)>>,
 }
 
-/// Mark-read calls the simulated backend remembers.
+/// Mark-read and send calls the simulated backend remembers (each log).
 const READ_LOG_LEN: usize = 1_000;
+
+/// Appends to a bounded log, dropping its oldest entry when full.
+fn remember<T>(log: &Mutex<VecDeque<T>>, entry: T) {
+    let mut log = log
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if log.len() == READ_LOG_LEN {
+        log.pop_front();
+    }
+    log.push_back(entry);
+}
 
 /// Why a simulation request cannot be carried out now.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +100,7 @@ impl Simulated {
             qr_interval,
             inbound,
             read_log: Mutex::new(VecDeque::new()),
+            sent_log: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -145,6 +160,17 @@ impl Simulated {
             .iter()
             .filter(|(t, _, _)| *t == tenant)
             .map(|(_, chat, ids)| (chat.clone(), ids.clone()))
+            .collect()
+    }
+
+    /// The texts sent for `tenant` among the latest [`READ_LOG_LEN`]: `(to, text)`.
+    pub fn sent(&self, tenant: TenantId) -> Vec<(String, String)> {
+        self.sent_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(t, _, _)| *t == tenant)
+            .map(|(_, to, text)| (to.clone(), text.clone()))
             .collect()
     }
 
@@ -255,9 +281,12 @@ impl WhatsApp for Simulated {
         &'a self,
         tenant: TenantId,
         to: &'a str,
-        _text: &'a str,
+        text: &'a str,
     ) -> BoxFuture<'a, Result<String, SendError>> {
         let connected = self.is_connected(tenant);
+        if connected {
+            remember(&self.sent_log, (tenant, to.to_owned(), text.to_owned()));
+        }
         async move {
             if !connected {
                 Err(SendError::NotConnected)
@@ -279,14 +308,7 @@ impl WhatsApp for Simulated {
         ids: &'a [String],
     ) -> BoxFuture<'a, Result<(), SendError>> {
         let result = if self.is_connected(tenant) {
-            let mut log = self
-                .read_log
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if log.len() == READ_LOG_LEN {
-                log.pop_front();
-            }
-            log.push_back((tenant, chat.to_owned(), ids.to_vec()));
+            remember(&self.read_log, (tenant, chat.to_owned(), ids.to_vec()));
             Ok(())
         } else {
             Err(SendError::NotConnected)

@@ -16,3 +16,4 @@ mod team;
 mod tenancy;
 mod web;
 mod whatsapp;
+mod workflow;
