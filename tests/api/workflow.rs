@@ -97,8 +97,8 @@ async fn resolving_hides_a_conversation_until_the_contact_writes_again() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "resolved");
     // The default list is open + pending; the resolved tab has it.
-    assert_eq!(listed(&app, &owner, "").await, [other.clone()]);
-    assert_eq!(listed(&app, &owner, "status=resolved").await, [id.clone()]);
+    assert_eq!(listed(&app, &owner, "").await, [other.as_str()]);
+    assert_eq!(listed(&app, &owner, "status=resolved").await, [id.as_str()]);
     assert_eq!(listed(&app, &owner, "status=all").await.len(), 2);
     let (status, body) = set_status(&app, &owner, &other, json!({"status": "pending"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -188,7 +188,7 @@ async fn a_snoozed_conversation_reopens_when_its_time_comes_even_across_a_restar
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "snoozed");
-    assert_eq!(listed(&app, &owner, "status=snoozed").await, [id.clone()]);
+    assert_eq!(listed(&app, &owner, "status=snoozed").await, [id.as_str()]);
 
     // Stopped before the time and started again: nothing but the registry's hint remembers.
     let app = app.restart().await;
@@ -260,15 +260,15 @@ async fn agents_take_and_give_up_their_own_conversations_and_managers_assign_any
     );
 
     // Filters and counts, from each member's point of view.
-    assert_eq!(listed(&app, &agent, "assignee=me").await, [id.clone()]);
+    assert_eq!(listed(&app, &agent, "assignee=me").await, [id.as_str()]);
     assert_eq!(
         listed(&app, &other_agent, "assignee=me").await,
-        [spare.clone()]
+        [spare.as_str()]
     );
     assert!(listed(&app, &owner, "assignee=unassigned").await.is_empty());
     assert_eq!(
         listed(&app, &owner, &format!("assignee={}", agent.user_id)).await,
-        [id.clone()]
+        [id.as_str()]
     );
     assert_eq!(
         counts(&app, &agent, "").await["assignee"],
@@ -381,7 +381,7 @@ async fn labels_are_managed_by_managers_applied_by_anyone_and_filter_the_list() 
     // The filter, the counts, and what deleting a label does.
     assert_eq!(
         listed(&app, &owner, &format!("label={vip_id}")).await,
-        [id.clone()]
+        [id.as_str()]
     );
     assert_eq!(
         counts(&app, &owner, &format!("label={refund_id}")).await["status"]["open"],
@@ -541,7 +541,7 @@ async fn each_member_has_their_own_unread_count() {
         theirs["contactUnreadCount"], 0,
         "the contact sees it read: {theirs}"
     );
-    assert_eq!(listed(&app, &owner, "unread=true").await, [id.clone()]);
+    assert_eq!(listed(&app, &owner, "unread=true").await, [id.as_str()]);
     assert!(listed(&app, &agent, "unread=true").await.is_empty());
     incoming(&app, &owner, "+6281200000010", "third").await;
     assert_eq!(conversation(&app, &agent, &id).await["unreadCount"], 1);
