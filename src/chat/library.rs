@@ -208,9 +208,9 @@ fn canned_row(row: &Row<'_>) -> rusqlite::Result<CannedResponse> {
 /// Longest short code.
 pub const MAX_SHORT_CODE: usize = 32;
 
-/// A short code: 1–32 of `a-z 0-9 _ -` (lowercased).
+/// A short code: 1–32 of `a-z 0-9 _ -` (capitals are lowercased).
 pub fn short_code(field: &str, code: &str) -> Result<String, ApiError> {
-    let code = code.trim().to_ascii_lowercase();
+    let code = code.to_ascii_lowercase();
     let ok = (1..=MAX_SHORT_CODE).contains(&code.len())
         && code
             .bytes()
@@ -320,7 +320,7 @@ mod tests {
             assert!(label_color("color", bad).is_err(), "{bad}");
         }
         assert_eq!(short_code("shortCode", "Thanks_2").unwrap(), "thanks_2");
-        for bad in ["", "with space", "é", &"x".repeat(33), "/slash"] {
+        for bad in ["", "with space", " padded", "é", &"x".repeat(33), "/slash"] {
             let err = short_code("shortCode", bad).unwrap_err();
             assert!(err.message().contains("shortCode"), "{bad}");
         }

@@ -55,6 +55,9 @@ pub struct ConversationQuery {
     )]
     pub status: Option<String>,
     /// `me`, `unassigned`, `all` (the default) or a team member's id.
+    #[param(
+        pattern = r"^(me|unassigned|all|[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12})$"
+    )]
     pub assignee: Option<String>,
     /// Only conversations with this label (its id).
     pub label: Option<Uuid>,
@@ -171,6 +174,9 @@ pub struct CountsQuery {
     )]
     pub status: Option<String>,
     /// The assignee the status counts cover (as the list's `assignee`; default `all`).
+    #[param(
+        pattern = r"^(me|unassigned|all|[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12})$"
+    )]
     pub assignee: Option<String>,
     /// Count only conversations with this label.
     pub label: Option<Uuid>,

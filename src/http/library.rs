@@ -303,8 +303,8 @@ mod fields {
 
     fn code(nullable: bool) -> Object {
         string(nullable)
-            .pattern(Some(r"^\s*[A-Za-z0-9_-]{1,32}\s*$"))
-            .max_length(Some(MAX_SHORT_CODE + 16))
+            .pattern(Some(r"^[A-Za-z0-9_-]{1,32}$"))
+            .max_length(Some(MAX_SHORT_CODE))
             .description(Some("1 to 32 of a-z, 0-9, `_` and `-` (lowercased)"))
             .examples(["thanks"])
             .build()
