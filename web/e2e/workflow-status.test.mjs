@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import {
   addMemberApi,
+  call,
+  conversationId,
   incoming,
   pageWithToken,
   screenshot,
@@ -122,6 +124,22 @@ test("status tabs count and list; resolve, snooze and reopen, by button and by k
     .fill(`${later.getFullYear()}-${p(later.getMonth() + 1)}-${p(later.getDate())}T10:30`);
   await menu.getByRole("button", { name: "Snooze until then" }).click();
   await page.locator(".chat-head .status-pill", { hasText: "10:30" }).waitFor();
+
+  // A snooze that runs out reopens the chat by itself: it comes back to the Open tab live.
+  await open.click();
+  await row(page, "Ana").waitFor();
+  const anaId = await conversationId(env.server.url, owner.token, "+6281110000001");
+  await call(
+    env.server.url,
+    "POST",
+    `/api/conversations/${anaId}/status`,
+    { status: "snoozed", snoozedUntil: new Date(Date.now() + 2500).toISOString() },
+    owner.token,
+  );
+  await row(page, "Ana").waitFor({ state: "detached" });
+  await count(page, "#tab-snoozed", 2);
+  await row(page, "Ana").waitFor({ timeout: 20_000 });
+  await count(page, "#tab-snoozed", 1);
 
   assert.deepEqual(page.errors, []);
   await context.close();

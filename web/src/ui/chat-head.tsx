@@ -295,18 +295,25 @@ function AssignPanel(props: { c: Conversation; close: () => void }) {
   );
 }
 
+const QUIET_MS = 1500;
+
 function LabelsPanel(props: { c: Conversation }) {
   const { c } = props;
   const labels = useStore((s) => s.labels);
   // Ticked at once; the requests go one after another, each with the whole set, so quick
-  // clicks never send a set that misses an earlier tick.
+  // clicks never send a set that misses an earlier tick. The events of one's own changes can
+  // arrive after the answers: for a moment after the last answer, the ticks stay as clicked
+  // (then they show what the store holds).
   const [selected, setSelected] = useState(c.labels);
   const pending = useRef(0);
+  const settled = useRef(0);
   const queue = useRef(Promise.resolve());
   const key = c.labels.join();
   useEffect(() => {
-    if (pending.current === 0) setSelected(c.labels);
+    if (pending.current === 0 && Date.now() - settled.current > QUIET_MS) setSelected(c.labels);
   }, [key]);
+  const resync = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => () => clearTimeout(resync.current), []);
   if (labels.length === 0) {
     return (
       <p class="menu-note muted">
@@ -325,9 +332,14 @@ function LabelsPanel(props: { c: Conversation }) {
       .then(() => run(setLabels(c.id, next)))
       .finally(() => {
         pending.current -= 1;
-        // After the last one, show what the server holds (a refused change is unticked again).
-        const now = getState().conversations[c.id]?.labels;
-        if (pending.current === 0 && now) setSelected(now);
+        if (pending.current > 0) return;
+        // Then show what the server holds (a refused change is unticked again).
+        settled.current = Date.now();
+        clearTimeout(resync.current);
+        resync.current = setTimeout(() => {
+          const now = getState().conversations[c.id]?.labels;
+          if (pending.current === 0 && now) setSelected(now);
+        }, QUIET_MS);
       });
   };
   return (
