@@ -227,9 +227,15 @@ fn build_state(
     let events = TenantEvents::new(tenants.clone(), realtime.clone(), retention);
     let outbox = Outbox::new(Arc::clone(&whatsapp), events.clone());
     // The first open of a tenant resumes its outbox: after a restart, queued messages go
-    // out on the tenant's first use. (Weak: the outbox reaches the pools itself.)
+    // out on the tenant's first use; and its snoozes are scheduled (a restored or imported
+    // file has no hint in the registry). (Weak: both reach the pools themselves.)
     let resume = outbox.downgrade();
-    tenants.on_open(Box::new(move |tenant| resume.resume(tenant)));
+    let snoozes = Snoozes::start(events.clone(), master.clone());
+    let snoozed = snoozes.on_open();
+    tenants.on_open(Box::new(move |tenant| {
+        resume.resume(tenant);
+        snoozed(tenant);
+    }));
     let sessions = Sessions::new(
         config.sessions_dir.clone(),
         Arc::clone(&whatsapp),
@@ -251,7 +257,6 @@ fn build_state(
             auth: Arc::clone(&auth),
         }),
     );
-    let snoozes = Snoozes::start(events.clone(), master.clone());
     Ok(AppState::new(App {
         auth,
         ops,

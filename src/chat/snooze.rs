@@ -2,17 +2,22 @@
 //!
 //! The tenant file is the truth (`conversation.snoozed_until`); the master registry keeps a
 //! hint per tenant, `tenant.wake_at`: its earliest snooze. At start-up the hints are read, so
-//! a snooze survives a restart without every tenant file being opened. One task holds the
-//! wake-ups in time order; at a tenant's time it reopens every due conversation of that
-//! tenant in one write (each a `conversation_updated` event) and records the next hint.
-//! A hint may be early or stale (the conversation was reopened by hand): waking finds
-//! nothing due and moves on.
+//! a snooze survives a restart without every tenant file being opened; and the first time a
+//! tenant's file is opened in a process, its own earliest snooze is read too, so a file that
+//! came back without a hint (restored, imported, or a crash between the two writes) still
+//! wakes. One task holds the wake-ups in time order; at a tenant's time it reopens every due
+//! conversation of that tenant in one write (each a `conversation_updated` event) and records
+//! the next hint. A hint may be early or stale (the conversation was reopened by hand):
+//! waking finds nothing due and moves on.
+//!
+//! The task ends when the last [`Snoozes`] handle is dropped: it and the tenant-open hook hold
+//! the queue weakly, so the tenant files it reaches do not keep it alive, nor it them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use rusqlite::{OptionalExtension, params};
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, UnboundedSender, WeakUnboundedSender};
 use tokio::time::Instant;
 
 use super::store;
@@ -27,35 +32,38 @@ use crate::realtime::TenantEvents;
 /// backup, say).
 const RETRY: Duration = Duration::from_secs(5);
 
+enum Command {
+    /// The tenant has a snooze due at this time (Unix ms).
+    WakeAt(TenantId, i64),
+    /// The tenant's file was just opened: read its earliest snooze, once per process.
+    Opened(TenantId),
+}
+
 /// The handle services schedule wake-ups through.
 #[derive(Clone)]
 pub struct Snoozes {
-    queue: mpsc::UnboundedSender<(TenantId, i64)>,
+    queue: UnboundedSender<Command>,
     master: Db,
 }
 
 impl Snoozes {
-    /// Starts the waker task; it first reads every tenant's recorded wake-up. It ends when
-    /// every handle is dropped. (Must be called inside the runtime.)
+    /// Starts the waker task; it first reads every tenant's recorded wake-up. (Must be called
+    /// inside the runtime.)
     pub fn start(events: TenantEvents, master: Db) -> Self {
         let (queue, queued) = mpsc::unbounded_channel();
-        let snoozes = Self { queue, master };
         let waker = Waker {
             events,
-            snoozes: snoozes.clone(),
+            master: master.clone(),
+            queue: queue.downgrade(),
         };
-        tokio::spawn(async move {
-            match waker.recorded().await {
-                Ok(recorded) => {
-                    for (tenant, at) in recorded {
-                        waker.snoozes.wake_at(tenant, at);
-                    }
-                }
-                Err(err) => tracing::error!(error = %err, "recorded snooze wake-ups not read"),
-            }
-            waker.run(queued).await;
-        });
-        snoozes
+        tokio::spawn(waker.run(queued));
+        Self { queue, master }
+    }
+
+    /// What the tenant pools call when they open a tenant's file (it holds the queue weakly).
+    pub fn on_open(&self) -> impl Fn(TenantId) + Send + Sync + 'static {
+        let queue = self.queue.downgrade();
+        move |tenant| send(&queue, Command::Opened(tenant))
     }
 
     /// Records that `tenant` has a conversation snoozed until `at_ms` (after the snooze was
@@ -70,40 +78,39 @@ impl Snoozes {
                 Ok(())
             })
             .await?;
-        self.wake_at(tenant, at_ms);
+        send(&self.queue.downgrade(), Command::WakeAt(tenant, at_ms));
         Ok(())
-    }
-
-    fn wake_at(&self, tenant: TenantId, at_ms: i64) {
-        if self.queue.send((tenant, at_ms)).is_err() {
-            tracing::debug!(tenant = %tenant, "snooze waker stopped");
-        }
     }
 }
 
+fn send(queue: &WeakUnboundedSender<Command>, command: Command) {
+    if let Some(queue) = queue.upgrade() {
+        let _ = queue.send(command);
+    }
+}
+
+/// What the waker task and the wake-ups it starts share.
+#[derive(Clone)]
 struct Waker {
     events: TenantEvents,
-    snoozes: Snoozes,
+    master: Db,
+    queue: WeakUnboundedSender<Command>,
 }
 
 impl Waker {
-    /// Every tenant's recorded wake-up.
-    async fn recorded(&self) -> Result<Vec<(TenantId, i64)>, ApiError> {
-        self.snoozes
-            .master
-            .run(|conn| {
-                Ok(conn
-                    .prepare("SELECT id, wake_at FROM tenant WHERE wake_at IS NOT NULL")?
-                    .query_map([], |row| Ok((row.get::<_, TenantId>(0)?, row.get(1)?)))?
-                    .collect::<rusqlite::Result<Vec<(TenantId, i64)>>>()?)
-            })
-            .await
-    }
-
-    async fn run(self, mut queued: mpsc::UnboundedReceiver<(TenantId, i64)>) {
-        // Each tenant's earliest wake-up, and the same in time order.
+    async fn run(self, mut queued: mpsc::UnboundedReceiver<Command>) {
+        match self.recorded().await {
+            Ok(recorded) => {
+                for (tenant, at) in recorded {
+                    send(&self.queue, Command::WakeAt(tenant, at));
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "recorded snooze wake-ups not read"),
+        }
+        // Each tenant's earliest wake-up, and the same in time order; tenants already read.
         let mut due: BTreeSet<(i64, TenantId)> = BTreeSet::new();
         let mut by_tenant: HashMap<TenantId, i64> = HashMap::new();
+        let mut checked: HashSet<TenantId> = HashSet::new();
         loop {
             let next = due.first().copied();
             let sleep = async {
@@ -113,19 +120,23 @@ impl Waker {
                 }
             };
             tokio::select! {
-                item = queued.recv() => {
-                    let Some((tenant, at)) = item else { break };
-                    match by_tenant.get(&tenant) {
-                        Some(&current) if current <= at => {}
-                        current => {
-                            if let Some(&current) = current {
+                command = queued.recv() => match command {
+                    None => break,
+                    Some(Command::WakeAt(tenant, at)) => {
+                        if by_tenant.get(&tenant).is_none_or(|&current| at < current) {
+                            if let Some(current) = by_tenant.insert(tenant, at) {
                                 due.remove(&(current, tenant));
                             }
                             due.insert((at, tenant));
-                            by_tenant.insert(tenant, at);
                         }
                     }
-                }
+                    Some(Command::Opened(tenant)) => {
+                        if checked.insert(tenant) {
+                            let waker = self.clone();
+                            tokio::spawn(async move { waker.check(tenant).await });
+                        }
+                    }
+                },
                 () = sleep => {
                     let now_ms = to_millis(now());
                     while let Some(&(at, tenant)) = due.first() {
@@ -134,10 +145,72 @@ impl Waker {
                         }
                         due.pop_first();
                         by_tenant.remove(&tenant);
-                        let (events, snoozes) = (self.events.clone(), self.snoozes.clone());
-                        tokio::spawn(async move { wake(events, snoozes, tenant).await });
+                        let waker = self.clone();
+                        tokio::spawn(async move { waker.wake(tenant).await });
                     }
                 }
+            }
+        }
+    }
+
+    /// Every tenant's recorded wake-up.
+    async fn recorded(&self) -> Result<Vec<(TenantId, i64)>, ApiError> {
+        self.master
+            .run(|conn| {
+                Ok(conn
+                    .prepare("SELECT id, wake_at FROM tenant WHERE wake_at IS NOT NULL")?
+                    .query_map([], |row| Ok((row.get::<_, TenantId>(0)?, row.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<(TenantId, i64)>>>()?)
+            })
+            .await
+    }
+
+    /// Schedules the earliest snooze the tenant's file holds (one indexed lookup).
+    async fn check(&self, tenant: TenantId) {
+        let next = async {
+            let db = self.events.tenants.get(tenant).await?;
+            db.run(|conn| Ok(earliest(conn)?)).await
+        };
+        match next.await {
+            Ok(Some(at)) => send(&self.queue, Command::WakeAt(tenant, at)),
+            Ok(None) => {}
+            Err(err) => tracing::debug!(tenant = %tenant, error = %err, "snoozes not read"),
+        }
+    }
+
+    /// Reopens `tenant`'s due conversations and records its next wake-up.
+    async fn wake(&self, tenant: TenantId) {
+        match reopen_due(&self.events, tenant).await {
+            Ok(next) => {
+                let now_ms = to_millis(now());
+                let recorded = self
+                    .master
+                    .write(move |tx| {
+                        // A sooner hint written meanwhile (a new snooze) is kept.
+                        tx.prepare_cached(
+                            "UPDATE tenant SET wake_at = CASE
+                                 WHEN wake_at > ?3 AND (?2 IS NULL OR wake_at < ?2) THEN wake_at
+                                 ELSE ?2 END
+                             WHERE id = ?1",
+                        )?
+                        .execute(params![tenant, next, now_ms])?;
+                        Ok(())
+                    })
+                    .await;
+                if let Err(err) = recorded {
+                    tracing::warn!(tenant = %tenant, error = %err, "next snooze wake-up not recorded");
+                }
+                if let Some(next) = next {
+                    send(&self.queue, Command::WakeAt(tenant, next));
+                }
+            }
+            Err(err) if err.code() == "not_found" => {
+                tracing::debug!(tenant = %tenant, "snoozes of a deleted tenant dropped");
+            }
+            Err(err) => {
+                tracing::warn!(tenant = %tenant, error = %err, "snoozed conversations not reopened; retrying");
+                let retry = to_millis(now()) + i64::try_from(RETRY.as_millis()).unwrap_or(5_000);
+                send(&self.queue, Command::WakeAt(tenant, retry));
             }
         }
     }
@@ -148,41 +221,13 @@ fn instant_of(at_ms: i64) -> Instant {
     Instant::now() + Duration::from_millis(wait.unsigned_abs())
 }
 
-/// Reopens `tenant`'s due conversations and records its next wake-up.
-async fn wake(events: TenantEvents, snoozes: Snoozes, tenant: TenantId) {
-    match reopen_due(&events, tenant).await {
-        Ok(next) => {
-            let now_ms = to_millis(now());
-            let recorded = snoozes
-                .master
-                .write(move |tx| {
-                    // A sooner hint written meanwhile (a new snooze) is kept.
-                    tx.prepare_cached(
-                        "UPDATE tenant SET wake_at = CASE
-                             WHEN wake_at > ?3 AND (?2 IS NULL OR wake_at < ?2) THEN wake_at
-                             ELSE ?2 END
-                         WHERE id = ?1",
-                    )?
-                    .execute(params![tenant, next, now_ms])?;
-                    Ok(())
-                })
-                .await;
-            if let Err(err) = recorded {
-                tracing::warn!(tenant = %tenant, error = %err, "next snooze wake-up not recorded");
-            }
-            if let Some(next) = next {
-                snoozes.wake_at(tenant, next);
-            }
-        }
-        Err(err) if err.code() == "not_found" => {
-            tracing::debug!(tenant = %tenant, "snoozes of a deleted tenant dropped");
-        }
-        Err(err) => {
-            tracing::warn!(tenant = %tenant, error = %err, "snoozed conversations not reopened; retrying");
-            let retry = to_millis(now()) + i64::try_from(RETRY.as_millis()).unwrap_or(5_000);
-            snoozes.wake_at(tenant, retry);
-        }
-    }
+/// The earliest time a snoozed conversation of the file reopens.
+fn earliest(conn: &rusqlite::Connection) -> rusqlite::Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT min(snoozed_until) FROM conversation WHERE status = 'snoozed'")?
+        .query_row([], |row| row.get(0))
+        .optional()?
+        .flatten())
 }
 
 /// In one write: every snoozed conversation of `tenant` whose time has come goes back to
@@ -207,14 +252,7 @@ async fn reopen_due(events: &TenantEvents, tenant: TenantId) -> Result<Option<i6
                 let data = EventData::chat(None, conversation);
                 appended.push(tx, EventKind::ConversationUpdated, data)?;
             }
-            let next: Option<i64> = tx
-                .prepare_cached(
-                    "SELECT min(snoozed_until) FROM conversation WHERE status = 'snoozed'",
-                )?
-                .query_row([], |row| row.get(0))
-                .optional()?
-                .flatten();
-            Ok(next)
+            Ok(earliest(tx)?)
         })
         .await
 }

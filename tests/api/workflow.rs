@@ -825,3 +825,36 @@ async fn another_tenants_labels_notes_and_messages_are_never_visible() {
         "A finds its message and its note: {found}"
     );
 }
+
+#[tokio::test]
+async fn a_snooze_without_its_registry_hint_still_wakes_once_the_tenant_is_opened() {
+    let app = spawn_app().await;
+    let owner = app.register("Restored Co").await;
+    let id = incoming(&app, &owner, "+6281200000018", "back from a backup").await;
+    let until = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let (status, body) = set_status(
+        &app,
+        &owner,
+        &id,
+        json!({"status": "snoozed", "snoozedUntil": until.to_rfc3339()}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // As a restored or imported file would be: snoozed inside, no hint in the registry.
+    let (root, config) = app.stop().await;
+    let master = rusqlite::Connection::open(config.master_db_path()).unwrap();
+    let hinted = "UPDATE tenant SET wake_at = NULL WHERE wake_at IS NOT NULL";
+    assert_eq!(
+        master.execute(hinted, []).unwrap(),
+        1,
+        "the snooze left a hint"
+    );
+    drop(master);
+    let app = TestApp::start_on(root, config).await;
+    let reopened = app
+        .wait_for(&format!("/api/conversations/{id}"), &owner.token, |c| {
+            c["status"] == "open"
+        })
+        .await;
+    assert!(reopened["snoozedUntil"].is_null(), "{reopened}");
+}
