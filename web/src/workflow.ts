@@ -237,10 +237,15 @@ export function ftsQuery(text: string): string {
     .join(" ");
 }
 
-/** A word shorter than the index's three characters, if any (the server refuses those). */
+/**
+ * A word shorter than the index's three characters among several, if any: the server refuses
+ * those (a single short word is searched by a scan).
+ */
 export function shortWord(text: string): string | null {
-  for (const w of text.trim().split(/\s+/)) {
-    if (w && [...w].length < 3) return w;
-  }
-  return null;
+  const words = text.trim().split(/\s+/).filter(Boolean);
+  if (words.length < 2) return null;
+  return words.find((w) => [...w].length < 3) ?? null;
 }
+
+/** The longest query the server takes (`q`, as sent: quoted). */
+export const MAX_QUERY = 200;

@@ -7,7 +7,7 @@ import { api } from "../api";
 import { displayName, fullTime, shortTime } from "../format";
 import { navigate, onLinkClick, useSearchParams } from "../router";
 import type { SearchHit } from "../types";
-import { ftsQuery, shortWord } from "../workflow";
+import { ftsQuery, MAX_QUERY, shortWord } from "../workflow";
 import { Avatar } from "./inbox";
 
 interface Results {
@@ -30,10 +30,11 @@ export function Search() {
   });
   const input = useRef<HTMLInputElement>(null);
   const short = q ? shortWord(q) : null;
+  const long = ftsQuery(q).length > MAX_QUERY;
 
   useEffect(() => {
     setText(q);
-    if (!q.trim() || shortWord(q)) {
+    if (!q.trim() || shortWord(q) || ftsQuery(q).length > MAX_QUERY) {
       setR({ q, items: [], next: null, loading: false, error: null });
       return;
     }
@@ -93,7 +94,8 @@ export function Search() {
             type="search"
             name="q"
             value={text}
-            placeholder="Words from a message (3 characters or more)"
+            placeholder="Words from a message"
+            maxLength={150}
             aria-describedby="search-hint"
             onInput={(e) => setText((e.currentTarget as HTMLInputElement).value)}
           />
@@ -103,12 +105,16 @@ export function Search() {
         </button>
       </form>
       <p id="search-hint" class="muted small">
-        Finds every word you type, also inside longer words, in any language.
+        Finds every word you type, also inside longer words, in any language. With several words,
+        each needs 3 characters or more.
       </p>
       <div role="status" class="search-status">
-        {short && <p>Each word needs at least 3 characters (“{short}” is shorter).</p>}
+        {short && (
+          <p>With more than one word, each needs at least 3 characters (“{short}” is shorter).</p>
+        )}
+        {long && <p>That is too long to search: use fewer or shorter words.</p>}
         {r.error && <p class="form-error">{r.error}</p>}
-        {!short && q && !r.loading && !r.error && (
+        {!short && !long && q && !r.loading && !r.error && (
           <p class="muted">
             {r.items.length === 0
               ? `Nothing found for “${q}”.`
