@@ -38,8 +38,9 @@ CREATE INDEX conversation_label_by_label ON conversation_label (label_id, conver
 
 -- A private note is a message of the team's that never goes to WhatsApp.
 ALTER TABLE message ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
--- Incoming messages of a conversation by time: a member's unread count.
-CREATE INDEX message_incoming ON message (conversation_id, created_at) WHERE sender = 'user';
+-- Incoming messages of a conversation in history order: a member's unread count is a count
+-- of this index's entries past their read position, without reading the messages.
+CREATE INDEX message_incoming ON message (conversation_id) WHERE sender = 'user';
 
 -- Each member's read position (message rowid) per conversation.
 CREATE TABLE read_position (

@@ -13,11 +13,13 @@ use crate::error::ApiError;
 
 /// A conversation's columns, from `conversation` joined with the viewer's read position
 /// ([`CONVERSATION_FROM`]); [`conversation_row`] and [`ConversationRow::read`] read them.
-/// Column 14 is the viewer's unread count (NULL without a viewer).
+/// Column 13 is the label ids, in the order of `conversation_label`'s primary key (which the
+/// lookup walks: sorted, with no sort per row); column 14 the viewer's unread count (NULL
+/// without a viewer), counted on `message_incoming` only when there is something unread.
 const CONVERSATION_COLUMNS: &str = "conversation.id, contact_name, contact_number, platform, \
      last_message, last_message_at, unread_count, conversation.created_at, push_name, name_edited, \
      status, snoozed_until, assignee_id, \
-     (SELECT group_concat(label_id, ',' ORDER BY label_id) FROM conversation_label cl \
+     (SELECT group_concat(label_id, ',') FROM conversation_label cl \
       WHERE cl.conversation_id = conversation.id), \
      CASE WHEN :viewer IS NULL THEN NULL \
           WHEN last_incoming_pos <= coalesce(rp.read_pos, (SELECT read_from FROM default_read)) THEN 0 \
@@ -191,22 +193,29 @@ pub struct ListFilter {
 
 impl ListFilter {
     /// The status, assignee and label conditions as SQL. Status values are written into the
-    /// text (they are the enum's own words), so a one-status tab is one statement the planner
-    /// serves from `conversation_by_status`/`conversation_by_assignee` in list order.
+    /// text (they are the enum's own words), each filter shape its own cached statement:
+    /// - one status: `conversation_by_status` (or `conversation_by_assignee` with an
+    ///   assignee) holds exactly the rows in list order, and the page is its first rows;
+    /// - several statuses (the default `open,pending`): no index holds those in list order
+    ///   (an `IN` over an index is a sort of every matching row, 40,000 of them in a big
+    ///   inbox), so the terms are kept off the indexes (`+`) and `conversation_by_activity`
+    ///   is walked in order, skipping what does not match, until the page is full.
     fn structural_sql(&self) -> String {
         let mut sql = String::new();
         let statuses = &self.statuses;
-        if !statuses.is_empty() && statuses.len() < ConversationStatus::ALL.len() {
+        let all = statuses.is_empty() || statuses.len() == ConversationStatus::ALL.len();
+        let walk = if statuses.len() > 1 { "+" } else { "" };
+        if !all {
             let words: Vec<String> = statuses
                 .iter()
                 .map(|s| format!("'{}'", s.as_str()))
                 .collect();
-            sql.push_str(&format!(" AND status IN ({})", words.join(", ")));
+            sql.push_str(&format!(" AND {walk}status IN ({})", words.join(", ")));
         }
         match self.assignee {
             AssigneeFilter::All => {}
-            AssigneeFilter::Unassigned => sql.push_str(" AND assignee_id IS NULL"),
-            AssigneeFilter::User(_) => sql.push_str(" AND assignee_id = :assignee"),
+            AssigneeFilter::Unassigned => sql.push_str(&format!(" AND {walk}assignee_id IS NULL")),
+            AssigneeFilter::User(_) => sql.push_str(&format!(" AND {walk}assignee_id = :assignee")),
         }
         if self.label.is_some() {
             sql.push_str(
@@ -332,14 +341,7 @@ pub fn write_conversation_page(
     let pos = CONVERSATION_COLUMN_COUNT;
     // Column `pos` is the row's list position; on a first page, the next is the snapshot.
     let mut stmt = match after {
-        None => conn.prepare_cached(&format!(
-            "{DEFAULT_READ}
-             SELECT {CONVERSATION_COLUMNS}, activity_at, {NEWEST_MESSAGE}
-             FROM {CONVERSATION_FROM}
-             WHERE true {filters}
-             ORDER BY activity_at DESC, conversation.id DESC
-             LIMIT :limit"
-        ))?,
+        None => conn.prepare_cached(&first_page_sql(&filters))?,
         // Conversations with no message after the snapshot are where they were; those with
         // one are placed by their activity as of the snapshot (their last message before
         // it, else their creation). One merge of two ordered arms: the first walks the
@@ -407,6 +409,19 @@ pub fn write_conversation_page(
     }
     body.push(b'}');
     Ok(())
+}
+
+/// The statement of a list's first page with these filters (its snapshot is column
+/// `CONVERSATION_COLUMN_COUNT + 1`).
+fn first_page_sql(filters: &str) -> String {
+    format!(
+        "{DEFAULT_READ}
+         SELECT {CONVERSATION_COLUMNS}, activity_at, {NEWEST_MESSAGE}
+         FROM {CONVERSATION_FROM}
+         WHERE true {filters}
+         ORDER BY activity_at DESC, conversation.id DESC
+         LIMIT :limit"
+    )
 }
 
 /// The bound values of a list statement (each bound only if the statement names it).
@@ -937,6 +952,101 @@ mod tests {
         });
         let items = rows.into_iter().map(|(c, _)| c).collect();
         serde_json::to_vec(&ConversationPage { items, next_cursor }).unwrap()
+    }
+
+    fn tenant_db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in [
+            include_str!("../../migrations/tenant/V1__meta.sql"),
+            include_str!("../../migrations/tenant/V2__chat.sql"),
+            include_str!("../../migrations/tenant/V3__newest_message.sql"),
+            include_str!("../../migrations/tenant/V4__message_key.sql"),
+            include_str!("../../migrations/tenant/V5__workflow.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn
+    }
+
+    /// The first page's query plan for `filter`: its lines, joined.
+    fn plan(conn: &Connection, filter: &ListFilter) -> String {
+        let filters = format!("{LIST_FILTERS}{}", filter.structural_sql());
+        let sql = format!("EXPLAIN QUERY PLAN {}", first_page_sql(&filters));
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let names: Vec<String> = (1..=stmt.parameter_count())
+            .map(|i| stmt.parameter_name(i).unwrap().to_owned())
+            .collect();
+        let params: Vec<(&str, &dyn rusqlite::ToSql)> = names
+            .iter()
+            .map(|n| (n.as_str(), &rusqlite::types::Null as &dyn rusqlite::ToSql))
+            .collect();
+        stmt.query_map(params.as_slice(), |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+            .join("\n")
+    }
+
+    #[test]
+    fn every_tab_is_read_in_list_order_from_an_index_without_sorting() {
+        let conn = tenant_db();
+        let me = Uuid::now_v7();
+        for (filter, index) in [
+            (ListFilter::default(), "conversation_by_activity"),
+            (
+                ListFilter {
+                    statuses: vec![ConversationStatus::Open, ConversationStatus::Pending],
+                    ..ListFilter::default()
+                },
+                "conversation_by_activity",
+            ),
+            (
+                ListFilter {
+                    statuses: vec![ConversationStatus::Open, ConversationStatus::Pending],
+                    assignee: AssigneeFilter::User(me),
+                    ..ListFilter::default()
+                },
+                "conversation_by_activity",
+            ),
+            (
+                ListFilter {
+                    statuses: vec![ConversationStatus::Resolved],
+                    ..ListFilter::default()
+                },
+                "conversation_by_status",
+            ),
+            (
+                ListFilter {
+                    statuses: vec![ConversationStatus::Open],
+                    assignee: AssigneeFilter::Unassigned,
+                    ..ListFilter::default()
+                },
+                "conversation_by_assignee",
+            ),
+            (
+                ListFilter {
+                    statuses: vec![ConversationStatus::Snoozed],
+                    assignee: AssigneeFilter::User(me),
+                    ..ListFilter::default()
+                },
+                "conversation_by_assignee",
+            ),
+        ] {
+            let plan = plan(&conn, &filter);
+            assert!(plan.contains(index), "{filter:?}: {plan}");
+            assert!(
+                !plan.contains("TEMP B-TREE FOR ORDER BY"),
+                "{filter:?}: {plan}"
+            );
+            assert!(
+                !plan.contains("group_concat(ORDER BY)"),
+                "{filter:?}: {plan}"
+            );
+            assert!(
+                plan.contains("USING COVERING INDEX message_incoming"),
+                "{plan}"
+            );
+        }
     }
 
     #[test]
