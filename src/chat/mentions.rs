@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{from_millis, to_millis};
+use super::{Conversation, Message, from_millis, to_millis};
 
 /// A note that mentions a member, as that member's notification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -26,7 +26,18 @@ pub struct Notification {
     /// When the member marked it read; null while unread.
     #[serde(default, serialize_with = "crate::time::rfc3339_opt")]
     pub read_at: Option<DateTime<Utc>>,
+    /// The note's first [`EXCERPT_CHARS`] characters.
+    #[serde(default)]
+    pub excerpt: String,
+    /// The conversation's contact, as shown in the inbox.
+    #[serde(default)]
+    pub contact_name: Option<String>,
+    #[serde(default)]
+    pub contact_number: String,
 }
+
+/// How much of a note a notification quotes.
+pub const EXCERPT_CHARS: usize = 140;
 
 /// The team members a note mentions: `@` followed by a member's name (case-insensitive) and
 /// then anything but a letter or digit. Where names overlap ("Ana" and "Ana Lima"), the
@@ -58,7 +69,11 @@ pub fn mentioned(content: &str, members: &[(Uuid, String)]) -> Vec<Uuid> {
     found
 }
 
-const COLUMNS: &str = "id, kind, conversation_id, message_id, author_id, created_at, read_at";
+/// A notification's columns, with its note's excerpt and its conversation's contact.
+const COLUMNS: &str = "n.id, n.kind, n.conversation_id, n.message_id, n.author_id, n.created_at, \
+     n.read_at, substr(m.content, 1, 140), c.contact_name, c.contact_number";
+const FROM: &str = "notification n JOIN message m ON m.id = n.message_id \
+     JOIN conversation c ON c.id = n.conversation_id";
 
 fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
     let text: String = row.get(idx)?;
@@ -77,26 +92,30 @@ fn notification_row(row: &Row<'_>) -> rusqlite::Result<Notification> {
         author_id: author.and_then(|a| Uuid::parse_str(&a).ok()),
         created_at: from_millis(row.get(5)?),
         read_at: row.get::<_, Option<i64>>(6)?.map(from_millis),
+        excerpt: row.get(7)?,
+        contact_name: row.get(8)?,
+        contact_number: row.get(9)?,
     })
 }
 
-/// Stores a mention of `user` and returns it.
+/// Stores a mention of `user` in the note `message` of `conversation` and returns it.
 pub fn insert_mention(
     conn: &Connection,
     user: Uuid,
-    conversation: Uuid,
-    message: Uuid,
-    author: Uuid,
-    at: DateTime<Utc>,
+    conversation: &Conversation,
+    message: &Message,
 ) -> rusqlite::Result<Notification> {
     let notification = Notification {
         id: Uuid::now_v7(),
         kind: "mention".to_owned(),
-        conversation_id: conversation,
-        message_id: message,
-        author_id: Some(author),
-        created_at: at,
+        conversation_id: conversation.id,
+        message_id: message.id,
+        author_id: message.author_id,
+        created_at: message.created_at,
         read_at: None,
+        excerpt: message.content.chars().take(EXCERPT_CHARS).collect(),
+        contact_name: conversation.contact_name.clone(),
+        contact_number: conversation.contact_number.clone(),
     };
     conn.prepare_cached(
         "INSERT INTO notification (id, user_id, kind, conversation_id, message_id, author_id, created_at)
@@ -106,10 +125,10 @@ pub fn insert_mention(
         notification.id.to_string(),
         user.to_string(),
         notification.kind,
-        conversation.to_string(),
-        message.to_string(),
-        author.to_string(),
-        to_millis(at),
+        conversation.id.to_string(),
+        message.id.to_string(),
+        message.author_id.map(|a| a.to_string()),
+        to_millis(message.created_at),
     ])?;
     Ok(notification)
 }
@@ -123,9 +142,9 @@ pub fn list(
     limit: u32,
 ) -> rusqlite::Result<Vec<Notification>> {
     conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM notification
-         WHERE user_id = ?1 AND (?2 IS NULL OR id < ?2)
-         ORDER BY id DESC LIMIT ?3"
+        "SELECT {COLUMNS} FROM {FROM}
+         WHERE n.user_id = ?1 AND (?2 IS NULL OR n.id < ?2)
+         ORDER BY n.id DESC LIMIT ?3"
     ))?
     .query_map(
         params![user.to_string(), before.map(|b| b.to_string()), limit],

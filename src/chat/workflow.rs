@@ -264,14 +264,7 @@ impl Workflow {
                 let data = EventData::chat(Some(message.clone()), Some(conversation.clone()));
                 appended.push(tx, EventKind::NoteAdded, data)?;
                 for user in mentioned {
-                    let notification = mentions::insert_mention(
-                        tx,
-                        user,
-                        id,
-                        message.id,
-                        me.0,
-                        message.created_at,
-                    )?;
+                    let notification = mentions::insert_mention(tx, user, &conversation, &message)?;
                     let data = EventData {
                         notification: Some(notification),
                         ..EventData::chat(Some(message.clone()), Some(conversation.clone()))

@@ -483,6 +483,9 @@ async fn a_note_stays_inside_the_team_and_a_mention_reaches_only_the_mentioned()
     let (_, mine) = app.get("/api/notifications", &agent.token).await;
     assert_eq!(mine["unread"], 1, "{mine}");
     assert_eq!(items(&mine)[0]["messageId"], stored["id"]);
+    assert_eq!(items(&mine)[0]["excerpt"], note);
+    assert_eq!(items(&mine)[0]["contactNumber"], "+6281200000009");
+    assert_eq!(mention["notification"]["excerpt"], note);
     let (_, theirs) = app.get("/api/notifications", &bystander.token).await;
     assert_eq!(items(&theirs).len(), 0);
     for (account, sees) in [(&agent, true), (&bystander, false), (&owner, false)] {
