@@ -16,6 +16,13 @@ use crate::metrics::Metrics;
 use crate::realtime::{Realtime, TenantEvents};
 use crate::tenancy::{self, DbName, PoolSettings, Tenant, TenantPools, registry};
 
+/// An in-memory database with every tenant migration applied, shaped as a tenant file is.
+pub fn tenant_memory_db() -> rusqlite::Connection {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    crate::db::migrate(&mut conn, &tenancy::tenant_schema()).unwrap();
+    conn
+}
+
 pub struct World {
     pub dir: TempDir,
     pub master: Db,

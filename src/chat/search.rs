@@ -304,16 +304,7 @@ mod tests {
     }
 
     fn tenant_db() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        for sql in [
-            include_str!("../../migrations/tenant/V1__meta.sql"),
-            include_str!("../../migrations/tenant/V2__chat.sql"),
-            include_str!("../../migrations/tenant/V3__newest_message.sql"),
-            include_str!("../../migrations/tenant/V4__message_key.sql"),
-            include_str!("../../migrations/tenant/V5__workflow.sql"),
-        ] {
-            conn.execute_batch(sql).unwrap();
-        }
+        let conn = crate::testing::tenant_memory_db();
         conn.execute_batch(
             "INSERT INTO conversation (id, contact_number, activity_at, created_at)
                  VALUES ('00000000-0000-0000-0000-000000000001', '+15550001', 0, 0);

@@ -954,20 +954,6 @@ mod tests {
         serde_json::to_vec(&ConversationPage { items, next_cursor }).unwrap()
     }
 
-    fn tenant_db() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        for sql in [
-            include_str!("../../migrations/tenant/V1__meta.sql"),
-            include_str!("../../migrations/tenant/V2__chat.sql"),
-            include_str!("../../migrations/tenant/V3__newest_message.sql"),
-            include_str!("../../migrations/tenant/V4__message_key.sql"),
-            include_str!("../../migrations/tenant/V5__workflow.sql"),
-        ] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn
-    }
-
     /// The first page's query plan for `filter`: its lines, joined.
     fn plan(conn: &Connection, filter: &ListFilter) -> String {
         let filters = format!("{LIST_FILTERS}{}", filter.structural_sql());
@@ -989,7 +975,7 @@ mod tests {
 
     #[test]
     fn every_tab_is_read_in_list_order_from_an_index_without_sorting() {
-        let conn = tenant_db();
+        let conn = crate::testing::tenant_memory_db();
         let me = Uuid::now_v7();
         for (filter, index) in [
             (ListFilter::default(), "conversation_by_activity"),
@@ -1051,16 +1037,7 @@ mod tests {
 
     #[test]
     fn a_page_written_from_rows_is_the_page_serialized_from_values() {
-        let conn = Connection::open_in_memory().unwrap();
-        for sql in [
-            include_str!("../../migrations/tenant/V1__meta.sql"),
-            include_str!("../../migrations/tenant/V2__chat.sql"),
-            include_str!("../../migrations/tenant/V3__newest_message.sql"),
-            include_str!("../../migrations/tenant/V4__message_key.sql"),
-            include_str!("../../migrations/tenant/V5__workflow.sql"),
-        ] {
-            conn.execute_batch(sql).unwrap();
-        }
+        let conn = crate::testing::tenant_memory_db();
         let names = [
             None,
             Some("Ana \"Quoted\" \\ back"),

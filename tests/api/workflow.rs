@@ -48,6 +48,21 @@ async fn set_status(
     .await
 }
 
+/// Snoozes a conversation for `ms` milliseconds; returns when it is due.
+async fn snooze(
+    app: &TestApp,
+    account: &Account,
+    id: &str,
+    ms: i64,
+) -> chrono::DateTime<chrono::Utc> {
+    let until = chrono::Utc::now() + chrono::Duration::milliseconds(ms);
+    let body = json!({"status": "snoozed", "snoozedUntil": until.to_rfc3339()});
+    let (status, body) = set_status(app, account, id, body).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "snoozed");
+    until
+}
+
 async fn assign(app: &TestApp, account: &Account, id: &str, user: Value) -> (StatusCode, Value) {
     app.post(
         &format!("/api/conversations/{id}/assignee"),
@@ -178,16 +193,7 @@ async fn a_snoozed_conversation_reopens_when_its_time_comes_even_across_a_restar
     let app = spawn_app().await;
     let owner = app.register("Snooze Co").await;
     let id = incoming(&app, &owner, "+6281200000004", "remind me").await;
-    let until = chrono::Utc::now() + chrono::Duration::milliseconds(2500);
-    let (status, body) = set_status(
-        &app,
-        &owner,
-        &id,
-        json!({"status": "snoozed", "snoozedUntil": until.to_rfc3339()}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "snoozed");
+    let until = snooze(&app, &owner, &id, 2500).await;
     assert_eq!(listed(&app, &owner, "status=snoozed").await, [id.as_str()]);
 
     // Stopped before the time and started again: nothing but the registry's hint remembers.
@@ -834,15 +840,7 @@ async fn a_snooze_without_its_registry_hint_still_wakes_once_the_tenant_is_opene
     let app = spawn_app().await;
     let owner = app.register("Restored Co").await;
     let id = incoming(&app, &owner, "+6281200000018", "back from a backup").await;
-    let until = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
-    let (status, body) = set_status(
-        &app,
-        &owner,
-        &id,
-        json!({"status": "snoozed", "snoozedUntil": until.to_rfc3339()}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    snooze(&app, &owner, &id, 1500).await;
     // As a restored or imported file would be: snoozed inside, no hint in the registry.
     let (root, config) = app.stop().await;
     let master = rusqlite::Connection::open(config.master_db_path()).unwrap();
