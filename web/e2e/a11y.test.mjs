@@ -83,6 +83,10 @@ for (const scheme of ["light", "dark"]) {
     await page.getByRole("group", { name: "Snooze menu" }).waitFor();
     await audit(page, "snooze menu");
     await page.keyboard.press("Escape");
+    await page.locator(".chat-head").getByRole("button", { name: "Status", exact: true }).click();
+    await page.getByRole("group", { name: "Status menu" }).waitFor();
+    await audit(page, "status menu");
+    await page.keyboard.press("Escape");
     await page.getByRole("button", { name: "Note", exact: true }).click();
     await page.getByRole("textbox", { name: "Write a private note" }).fill("Checked @");
     await page.getByRole("listbox", { name: "Teammates" }).waitFor();

@@ -7,6 +7,7 @@ import {
   addMemberApi,
   call,
   connectWhatsapp,
+  conversationId,
   incoming,
   pageWithToken,
   screenshot,
@@ -79,6 +80,11 @@ test("a private note is shown apart; @ mentions a teammate, whose bell rings liv
   const item = dialog.locator(".notification.unread").first();
   await item.getByText("Olivia Owner").waitFor();
   await item.getByText("Intan").waitFor();
+  await item
+    .locator(".notification-text", {
+      hasText: "Please call her back @Ayu Agent today, she is a VIP",
+    })
+    .waitFor();
   await screenshot(a.page, "workflow-notifications-desktop");
   await item.getByRole("button").click();
   // It opens the chat at the note, highlighted, and is read now.
@@ -100,6 +106,57 @@ test("a private note is shown apart; @ mentions a teammate, whose bell rings liv
   await reply.fill("We are on it!");
   await reply.press("Enter");
   await o.page.locator('.msg-out .ticks[data-status="sent"]').waitFor();
+
+  // Loaded from REST: a fresh page lists the notifications with their note's excerpt (cut at
+  // 140 characters) and the contact, who is not in the list (resolved); no conversation is
+  // fetched for them.
+  const intanId = await conversationId(env.server.url, owner.token, "+6281210000001");
+  await call(
+    env.server.url,
+    "POST",
+    `/api/conversations/${intanId}/status`,
+    { status: "resolved" },
+    owner.token,
+  );
+  const long = `@Ayu Agent the courier says ${"the parcel is in the depot and ".repeat(6)}done`;
+  await call(
+    env.server.url,
+    "POST",
+    `/api/conversations/${intanId}/notes`,
+    { content: long },
+    owner.token,
+  );
+  const fetched = [];
+  a.page.on("request", (r) => {
+    if (new URL(r.url()).pathname === `/api/conversations/${intanId}`) fetched.push(r.url());
+  });
+  await a.page.goto(`${env.base}/inbox`);
+  await a.page.locator('button.bell[data-unread="1"]').waitFor();
+  assert.equal(await row(a.page, "Intan").count(), 0);
+  await bell.click();
+  const items = dialog.locator(".notification");
+  await items.nth(1).waitFor();
+  assert.equal(await items.count(), 2);
+  const newest = items.nth(0);
+  assert.match(await newest.getAttribute("class"), /unread/);
+  await newest.getByText("Olivia Owner").waitFor();
+  await newest.getByText("Intan").waitFor();
+  assert.equal(
+    await newest.locator(".notification-text").textContent(),
+    `${[...long].slice(0, 140).join("")}…`,
+  );
+  const older = items.nth(1);
+  await older.getByText("Intan").waitFor();
+  assert.equal(
+    await older.locator(".notification-text").textContent(),
+    "Please call her back @Ayu Agent today, she is a VIP",
+  );
+  await a.page.waitForTimeout(300);
+  assert.deepEqual(fetched, []);
+  // Opening it still goes to the note (the chat is fetched then).
+  await newest.getByRole("button").click();
+  await a.page.locator(".msg-note.msg-highlight", { hasText: "courier says" }).waitFor();
+  await a.page.locator('button.bell[data-unread="0"]').waitFor();
 
   assert.deepEqual(o.page.errors, []);
   assert.deepEqual(a.page.errors, []);

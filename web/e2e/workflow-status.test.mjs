@@ -1,7 +1,7 @@
 // The team workflow in the list and the chat header: status tabs with their counts, resolve /
-// snooze / reopen (buttons and keyboard shortcuts), assignment with Mine / Unassigned / All
-// (an agent included), labels (managed on the Team page, applied in the chat, filtered by),
-// and the contact's name edited in the header.
+// snooze / reopen and pending (buttons, the status menu and keyboard shortcuts), assignment
+// with Mine / Unassigned / All (an agent included), labels (managed on the Team page, applied
+// in the chat, filtered by), and the contact's name edited in the header.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import {
@@ -140,6 +140,97 @@ test("status tabs count and list; resolve, snooze and reopen, by button and by k
   await count(page, "#tab-snoozed", 2);
   await row(page, "Ana").waitFor({ timeout: 20_000 });
   await count(page, "#tab-snoozed", 1);
+
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test("pending: set from the status menu and by P, listed under Pending, back to open", async () => {
+  const owner = await signUpApi(env.server.url, "Pending Place");
+  await incoming(env.server.url, owner.token, "+6281150000001", "Send me the invoice", "Kiki");
+  await incoming(env.server.url, owner.token, "+6281150000002", "Is it in stock?", "Lala");
+
+  const { context, page } = await pageWithToken(env, owner.token);
+  await page.goto(`${env.base}/inbox`);
+  const head = page.locator(".chat-head");
+  const open = page.getByRole("tab", { name: /^Open/ });
+  const pending = page.getByRole("tab", { name: /^Pending/ });
+  await count(page, "#tab-open", 2);
+  await count(page, "#tab-pending", 0);
+
+  // The status menu beside Resolve: Open is ticked; Pending moves Kiki to the Pending tab.
+  await row(page, "Kiki").locator(".conv").click();
+  await page.locator(".msg-in", { hasText: "invoice" }).waitFor();
+  const toggle = head.getByRole("button", { name: "Status", exact: true });
+  assert.equal(await toggle.getAttribute("aria-keyshortcuts"), "P");
+  await toggle.click();
+  const menu = page.getByRole("group", { name: "Status menu" });
+  assert.equal(
+    await menu.getByRole("button", { name: "Open" }).getAttribute("aria-current"),
+    "true",
+  );
+  await screenshot(page, "workflow-status-menu-desktop");
+  await menu.getByRole("button", { name: /^Pending/ }).click();
+  await menu.waitFor({ state: "detached" });
+  await head.locator('.status-pill[data-status="pending"]', { hasText: "Pending" }).waitFor();
+  await row(page, "Kiki").waitFor({ state: "detached" });
+  await count(page, "#tab-open", 1);
+  await count(page, "#tab-pending", 1);
+  // Still the primary action: a pending chat can be resolved.
+  await head.getByRole("button", { name: "Resolve" }).waitFor();
+
+  // The Pending tab lists her (with the server's agreement); her next message keeps her there.
+  await pending.click();
+  await row(page, "Kiki").waitFor();
+  assert.equal(await rows(page).count(), 1);
+  assert.equal(await pending.getAttribute("aria-selected"), "true");
+  const kikiId = await conversationId(env.server.url, owner.token, "+6281150000001");
+  const listed = await call(
+    env.server.url,
+    "GET",
+    "/api/conversations?status=pending",
+    undefined,
+    owner.token,
+  );
+  assert.deepEqual(
+    listed.items.map((c) => c.id),
+    [kikiId],
+  );
+  await incoming(env.server.url, owner.token, "+6281150000001", "Any news?", "Kiki");
+  await page.locator(".msg-in", { hasText: "Any news?" }).waitFor();
+  await page.waitForTimeout(500);
+  await row(page, "Kiki").waitFor();
+  await count(page, "#tab-pending", 1);
+  await count(page, "#tab-open", 1);
+
+  // P, with focus out of the text fields: Lala becomes pending too (listed live here).
+  await open.click();
+  await row(page, "Lala").locator(".conv").click();
+  await page.locator(".msg-in", { hasText: "in stock" }).waitFor();
+  await head.locator("h2").click();
+  await page.keyboard.press("p");
+  await head.locator('.status-pill[data-status="pending"]').waitFor();
+  await row(page, "Lala").waitFor({ state: "detached" });
+  await count(page, "#tab-open", 0);
+  await count(page, "#tab-pending", 2);
+  await pending.click();
+  await row(page, "Lala").waitFor();
+  await row(page, "Kiki").waitFor();
+
+  // The ? help lists P; P again takes Lala back to open.
+  await head.getByRole("button", { name: "Keyboard shortcuts" }).click();
+  await page
+    .getByRole("group", { name: "Keyboard shortcuts menu" })
+    .getByText("Mark pending, or back to open")
+    .waitFor();
+  await page.keyboard.press("Escape");
+  await row(page, "Lala").locator(".conv").click();
+  await head.locator("h2").click();
+  await page.keyboard.press("p");
+  await head.locator(".status-pill").waitFor({ state: "detached" });
+  await row(page, "Lala").waitFor({ state: "detached" });
+  await count(page, "#tab-open", 1);
+  await count(page, "#tab-pending", 1);
 
   assert.deepEqual(page.errors, []);
   await context.close();

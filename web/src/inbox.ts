@@ -311,19 +311,6 @@ export function upsertConversation(wire: WireConversation, moved: boolean, bump 
   setState({ conversations, list: order === s.list.order ? s.list : { ...s.list, order } });
 }
 
-/** Keeps a conversation fetched for display (a notification's), without listing it. */
-export async function fetchConversation(id: string): Promise<void> {
-  if (getState().conversations[id]) return;
-  try {
-    const c = await api.conversation(id);
-    setState((s) =>
-      s.conversations[id] ? {} : { conversations: { ...s.conversations, [id]: normal(c) } },
-    );
-  } catch {
-    // Shown as "a conversation".
-  }
-}
-
 // ---- the open chat -----------------------------------------------------------------------
 
 export async function openConversation(id: string): Promise<void> {

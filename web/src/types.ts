@@ -67,21 +67,31 @@ export interface Counts {
   assignee: { me: number; unassigned: number; all: number };
 }
 
+/** A teammate's mention of the member in a private note (`GET /api/notifications`, `mention`). */
 export interface AppNotification {
   id: string;
   /** `mention` */
-  kind?: string;
+  kind: string;
+  conversationId: string;
+  messageId: string;
+  /** Who wrote the note. */
+  authorId: string | null;
   createdAt: string;
-  read?: boolean;
-  readAt?: string | null;
-  conversationId?: string;
-  messageId?: string;
-  authorId?: string | null;
-  authorName?: string | null;
-  excerpt?: string | null;
-  message?: Message;
-  conversation?: WireConversation;
+  /** When the member marked it read; null while unread. */
+  readAt: string | null;
+  /** The note's first 140 characters. */
+  excerpt: string;
+  /** The conversation's contact as the inbox shows it (the team's name, else the push name). */
+  contactName: string | null;
+  contactNumber: string;
 }
+
+/**
+ * A `mention` event's notification: events logged before notifications carried the excerpt
+ * and the contact are replayed without them.
+ */
+export type WireNotification = Omit<AppNotification, "excerpt" | "contactName" | "contactNumber"> &
+  Partial<Pick<AppNotification, "excerpt" | "contactName" | "contactNumber">>;
 
 export interface NotificationPage {
   items: AppNotification[];
@@ -167,7 +177,7 @@ export interface AppEvent extends Partial<WhatsappStatus> {
   createdAt: string;
   message?: Message;
   conversation?: WireConversation;
-  notification?: AppNotification;
+  notification?: WireNotification;
   code?: string;
   svg?: string;
 }

@@ -4,7 +4,7 @@
 // the same state to everyone else's screen.
 
 import { api } from "./api";
-import { displayName, formatNumber } from "./format";
+import { displayName } from "./format";
 import { loadCountsSoon, reloadList, upsertConversation } from "./inbox";
 import { getState, setState } from "./store";
 import type {
@@ -130,7 +130,7 @@ export function fillTemplate(content: string, c: Conversation | undefined, agent
 // ---- notifications -----------------------------------------------------------------------
 
 function isRead(n: AppNotification): boolean {
-  return n.read === true || (n.readAt !== undefined && n.readAt !== null);
+  return n.readAt !== null;
 }
 
 export { isRead as notificationIsRead };
@@ -157,7 +157,9 @@ export async function markNotificationsRead(ids?: string[]): Promise<void> {
     return {
       notifications: {
         ...s.notifications,
-        items: s.notifications.items.map((n) => (hit(n) ? { ...n, read: true } : n)),
+        items: s.notifications.items.map((n) =>
+          hit(n) && !isRead(n) ? { ...n, readAt: new Date().toISOString() } : n,
+        ),
         unread: ids ? Math.max(0, s.notifications.unread - newly) : 0,
       },
     };
@@ -175,32 +177,50 @@ export function memberName(id: string | null | undefined): string | null {
   return getState().team.find((u) => u.id === id)?.name ?? null;
 }
 
-/** A notification's line: who mentioned the member where, and the note's text. */
+/** How much of its note a notification quotes (the server's `EXCERPT_CHARS`). */
+const EXCERPT_CHARS = 140;
+
+/**
+ * A notification's line: who mentioned the member where, and the note's beginning. The
+ * contact comes with the notification; a conversation the store holds has the latest name
+ * (renamed since, live), so it is preferred. Nothing is fetched per notification.
+ */
 export function describeNotification(n: AppNotification): {
   who: string;
   where: string;
   text: string;
 } {
-  const who = n.authorName ?? memberName(n.authorId ?? n.message?.authorId) ?? "A teammate";
-  const conv =
-    n.conversation ??
-    (n.conversationId ? getState().conversations[n.conversationId] : undefined) ??
-    null;
-  const where = conv ? displayName(conv) : "a conversation";
-  const text = n.message?.content ?? n.excerpt ?? "";
-  return { who, where: where || formatNumber(conv?.contactNumber ?? ""), text };
+  const who = memberName(n.authorId) ?? "A teammate";
+  const where = displayName(getState().conversations[n.conversationId] ?? n);
+  // An excerpt of the full 140 characters is (almost always) cut short.
+  const text = [...n.excerpt].length >= EXCERPT_CHARS ? `${n.excerpt}…` : n.excerpt;
+  return { who, where, text };
+}
+
+/**
+ * A `mention` event's notification, whole: one logged before notifications carried their
+ * excerpt and contact is completed from the event's message and conversation.
+ */
+function mentionNotification(e: AppEvent): AppNotification | null {
+  const n = e.notification;
+  if (!n) return null;
+  const c = e.conversation;
+  return {
+    ...n,
+    readAt: n.readAt ?? null,
+    authorId: n.authorId ?? e.message?.authorId ?? null,
+    excerpt: n.excerpt ?? [...(e.message?.content ?? "")].slice(0, EXCERPT_CHARS).join(""),
+    contactName: n.contactName !== undefined ? n.contactName : (c?.contactName ?? null),
+    contactNumber: n.contactNumber ?? c?.contactNumber ?? "",
+  };
 }
 
 let labelsTimer: ReturnType<typeof setTimeout> | undefined;
 
 /** The workflow's part of a realtime event: mentions, and labels the store does not know. */
 export function applyWorkflowEvent(e: AppEvent): void {
-  if (e.type === "mention" && e.notification) {
-    const n: AppNotification = {
-      ...e.notification,
-      message: e.notification.message ?? e.message,
-      conversation: e.notification.conversation ?? e.conversation,
-    };
+  const n = e.type === "mention" ? mentionNotification(e) : null;
+  if (n) {
     setState((s) => {
       if (s.notifications.items.some((x) => x.id === n.id)) return {};
       return {

@@ -1,12 +1,13 @@
 // The chat header: who the contact is (shown name, number, WhatsApp's push name; the name is
 // editable), the conversation's labels, and the workflow's actions: assign, labels, snooze,
-// resolve / reopen, with keyboard shortcuts (E, Z, A) while focus is not in a text field.
+// resolve / reopen and the status menu beside it (open, pending, resolved), with keyboard
+// shortcuts (E, P, Z, A) while focus is not in a text field.
 
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { displayName, formatNumber, fullTime } from "../format";
 import { navigate, onLinkClick } from "../router";
 import { getState, toast, useStore } from "../store";
-import type { Conversation } from "../types";
+import type { Conversation, ConversationStatus } from "../types";
 import { assign, memberName, renameContact, setLabels, setStatus } from "../workflow";
 import { IconBack } from "./icons";
 import { Avatar } from "./inbox";
@@ -59,7 +60,7 @@ export function ChatHeader(props: { c: Conversation | undefined }) {
   const me = useStore((s) => s.user);
   // The assignee's name comes from the team list, which may arrive after the chat.
   useStore((s) => s.team);
-  const [menu, setMenu] = useState<"assign" | "labels" | "snooze" | "keys" | null>(null);
+  const [menu, setMenu] = useState<"assign" | "labels" | "snooze" | "status" | "keys" | null>(null);
   const [editing, setEditing] = useState(false);
   const toggle = (m: typeof menu) => (open: boolean) => setMenu(open ? m : null);
 
@@ -73,6 +74,9 @@ export function ChatHeader(props: { c: Conversation | undefined }) {
       if (key === "e") {
         e.preventDefault();
         void run(setStatus(id, status === "open" || status === "pending" ? "resolved" : "open"));
+      } else if (key === "p") {
+        e.preventDefault();
+        void run(setStatus(id, status === "pending" ? "open" : "pending"));
       } else if (key === "z") {
         e.preventDefault();
         setMenu("snooze");
@@ -172,15 +176,29 @@ export function ChatHeader(props: { c: Conversation | undefined }) {
             onOpenChange={toggle("snooze")}
             panel={<SnoozePanel c={c} close={() => setMenu(null)} />}
           />
-          <button
-            type="button"
-            class={`btn btn-sm ${done ? "" : "btn-primary"}`}
-            aria-keyshortcuts="E"
-            title={done ? "Reopen (E)" : "Resolve (E)"}
-            onClick={() => void run(setStatus(c.id, done ? "open" : "resolved"))}
-          >
-            {done ? "Reopen" : "Resolve"}
-          </button>
+          <div class={`split ${done ? "" : "split-primary"}`}>
+            <button
+              type="button"
+              class={`btn btn-sm ${done ? "" : "btn-primary"}`}
+              aria-keyshortcuts="E"
+              title={done ? "Reopen (E)" : "Resolve (E)"}
+              onClick={() => void run(setStatus(c.id, done ? "open" : "resolved"))}
+            >
+              {done ? "Reopen" : "Resolve"}
+            </button>
+            <Popover
+              label="Status"
+              title={status === "pending" ? "Status (P: back to open)" : "Status (P: mark pending)"}
+              shortcut="P"
+              class="split-more"
+              open={menu === "status"}
+              onOpenChange={toggle("status")}
+              panel={<StatusPanel c={c} close={() => setMenu(null)} />}
+            >
+              <span aria-hidden="true">▾</span>
+              <span class="sr-only">Status</span>
+            </Popover>
+          </div>
           <Popover
             label="Keyboard shortcuts"
             class="keys"
@@ -358,6 +376,41 @@ function LabelsPanel(props: { c: Conversation }) {
   );
 }
 
+const STATUS_ITEMS: { status: ConversationStatus; label: string; key: string }[] = [
+  { status: "open", label: "Open", key: "" },
+  { status: "pending", label: "Pending", key: "P" },
+  { status: "resolved", label: "Resolved", key: "E" },
+];
+
+/** Open, pending or resolved; the current one ticked (snoozing has its own menu). */
+function StatusPanel(props: { c: Conversation; close: () => void }) {
+  const { c } = props;
+  const pick = (status: ConversationStatus) => {
+    props.close();
+    if (status !== c.status) void run(setStatus(c.id, status));
+  };
+  return (
+    <div class="menu">
+      {STATUS_ITEMS.map((o) => (
+        <button
+          key={o.status}
+          type="button"
+          class="menu-item"
+          aria-current={c.status === o.status ? "true" : undefined}
+          onClick={() => pick(o.status)}
+        >
+          {o.label}
+          {o.key && <kbd>{o.key}</kbd>}
+        </button>
+      ))}
+      <p class="menu-note muted">
+        Pending: waiting on something. Unlike a resolved chat, it stays pending when the contact
+        writes.
+      </p>
+    </div>
+  );
+}
+
 function SnoozePanel(props: { c: Conversation; close: () => void }) {
   const { c } = props;
   const [custom, setCustom] = useState(() => localInput(new Date(Date.now() + 2 * 3_600_000)));
@@ -418,6 +471,10 @@ function ShortcutsHelp() {
         </dt>
         <dd>Resolve, or reopen</dd>
         <dt>
+          <kbd>P</kbd>
+        </dt>
+        <dd>Mark pending, or back to open</dd>
+        <dt>
           <kbd>Z</kbd>
         </dt>
         <dd>Snooze…</dd>
@@ -434,7 +491,7 @@ function ShortcutsHelp() {
         </dt>
         <dd>In a note: mention a teammate</dd>
       </dl>
-      <p class="menu-note muted">E, Z and A work when the cursor is not in a text field.</p>
+      <p class="menu-note muted">E, P, Z and A work when the cursor is not in a text field.</p>
     </div>
   );
 }

@@ -3,7 +3,6 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { shortTime } from "../format";
-import { fetchConversation } from "../inbox";
 import { navigate } from "../router";
 import { useStore } from "../store";
 import type { AppNotification } from "../types";
@@ -48,24 +47,15 @@ function NotificationsDialog(props: { onClose: () => void }) {
   useEffect(() => {
     loadNotifications().catch((e) => setError((e as Error).message));
   }, []);
-  // The contact's name for notifications of conversations the list has not loaded.
-  const ids = n.items.map((i) => i.conversationId ?? "").join();
-  useEffect(() => {
-    for (const id of new Set(ids.split(","))) if (id) void fetchConversation(id);
-  }, [ids]);
+  // A conversation the store holds may have been renamed since: its name is the latest.
   useStore((s) => s.conversations);
 
   function openOne(item: AppNotification) {
     if (!notificationIsRead(item)) void markNotificationsRead([item.id]);
-    const conversationId =
-      item.conversationId ?? item.conversation?.id ?? item.message?.conversationId;
-    const messageId = item.messageId ?? item.message?.id;
     props.onClose();
-    if (conversationId) {
-      navigate(
-        `/inbox/${encodeURIComponent(conversationId)}${messageId ? `?message=${encodeURIComponent(messageId)}` : ""}`,
-      );
-    }
+    navigate(
+      `/inbox/${encodeURIComponent(item.conversationId)}?message=${encodeURIComponent(item.messageId)}`,
+    );
   }
 
   return (
