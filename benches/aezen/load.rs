@@ -223,15 +223,31 @@ pub(crate) async fn interleaved(
     a: &Side,
     b: &Side,
 ) -> (Load, Load) {
-    load(http, scale.concurrency, scale.warmup, a).await;
-    load(http, scale.concurrency, scale.warmup, b).await;
-    let slice = scale.measure / scale.slices;
-    let (mut la, mut lb) = (Load::default(), Load::default());
-    for _ in 0..scale.slices {
-        la.absorb(load(http, scale.concurrency, slice, a).await);
-        lb.absorb(load(http, scale.concurrency, slice, b).await);
+    let mut loads = interleaved_all(http, scale, &[a.clone(), b.clone()])
+        .await
+        .into_iter();
+    let la = loads.next().unwrap_or_default();
+    (la, loads.next().unwrap_or_default())
+}
+
+/// As [`interleaved`], for any number of sides: a warm-up of each, then `scale.slices`
+/// rounds of one slice of each side in turn; a load per side, in order.
+pub(crate) async fn interleaved_all(
+    http: &reqwest::Client,
+    scale: &Scale,
+    sides: &[Side],
+) -> Vec<Load> {
+    for side in sides {
+        load(http, scale.concurrency, scale.warmup, side).await;
     }
-    (la, lb)
+    let slice = scale.measure / scale.slices;
+    let mut loads: Vec<Load> = sides.iter().map(|_| Load::default()).collect();
+    for _ in 0..scale.slices {
+        for (side, total) in sides.iter().zip(&mut loads) {
+            total.absorb(load(http, scale.concurrency, slice, side).await);
+        }
+    }
+    loads
 }
 
 /// `GET /api/tenant` for each account in turn, one request at a time.

@@ -6,7 +6,7 @@
 //! ```sh
 //! cargo bench --bench aezen -- --quick   # < 2 min on 2 cores, every row at reduced counts
 //! cargo bench --bench aezen              # full counts (10,000 tenants, 1,000 sockets)
-//! cargo bench --bench aezen -- --rows 1,5  # only some rows, of 1-12 (their set-up runs as needed)
+//! cargo bench --bench aezen -- --rows 1,5  # only some rows, of 1-14 (their set-up runs as needed)
 //! AEZEN_BENCH_PERF=/tmp/perf cargo bench --bench aezen -- --quick --rows 1,2,5
 //!                     # plus a 5 s `perf record` pass of the server after rows 1, 2 and 5
 //! AEZEN_BENCH_KEEP=1 cargo bench --bench aezen -- --rows 6
@@ -30,7 +30,10 @@
 //! row-1 load, and compares that load's throughput with its own without a backup; then backs
 //! up again, incrementally, with nothing changed. Row 12 exports a 100 MiB tenant (20 MiB
 //! with `--quick`) over `GET /api/tenant/export` and through the control socket, sampling the
-//! server's RSS every 25 ms.
+//! server's RSS every 25 ms. Rows 13 and 14 serve one tenant of 1,000,000 messages in 50,000
+//! conversations (100,000 in 5,000 with `--quick`), written straight into its file: full-text
+//! search for words of different frequencies, and the conversation list with status +
+//! assignee + label filters against the unfiltered list.
 //! Only 127.0.0.1 is ever contacted; every loop is bounded in count and time.
 //!
 //! The files of `benches/aezen/`: this one parses the command line and runs the rows in
@@ -66,6 +69,7 @@ use crate::rows::logins::login_memory_row;
 use crate::rows::many_tenants::many_tenant_rows;
 use crate::rows::operations::{backup_row, export_row};
 use crate::rows::real_clients::{real_client_memory_row, real_clients};
+use crate::rows::workflow::workflow_rows;
 
 /// The allocator the `aezen` binary uses (src/main.rs), so the server children run on it too.
 #[global_allocator]
@@ -138,10 +142,10 @@ impl Options {
                     i += 1;
                     let list = args
                         .get(i)
-                        .context("--rows needs a list (of 1-12), e.g. 1,5")?;
+                        .context("--rows needs a list (of 1-14), e.g. 1,5")?;
                     options.rows = Some(
                         list.split(',')
-                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-12"))
+                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-14"))
                             .collect::<anyhow::Result<_>>()?,
                     );
                 }
@@ -193,6 +197,9 @@ pub(crate) struct Scale {
     pub(crate) backup_tenant_bytes: u64,
     /// Row 12: the size of the exported tenant (bytes).
     pub(crate) export_bytes: u64,
+    /// Rows 13 and 14: messages and conversations of the one tenant.
+    pub(crate) workflow_messages: usize,
+    pub(crate) workflow_conversations: usize,
 }
 
 impl Scale {
@@ -221,6 +228,8 @@ impl Scale {
                 backup_tenants: 100,
                 backup_tenant_bytes: 1 << 20,
                 export_bytes: 20 << 20,
+                workflow_messages: 100_000,
+                workflow_conversations: 5_000,
             }
         } else {
             Self {
@@ -246,6 +255,8 @@ impl Scale {
                 backup_tenants: 1_000,
                 backup_tenant_bytes: 1 << 20,
                 export_bytes: 100 << 20,
+                workflow_messages: 1_000_000,
+                workflow_conversations: 50_000,
             }
         }
     }
@@ -312,6 +323,9 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     }
     if options.wants(12) {
         export_row(&scale, tmp.path(), &mut report).await?;
+    }
+    if options.wants(13) || options.wants(14) {
+        workflow_rows(&options, &scale, tmp.path(), &http, &mut report).await?;
     }
     report.print(&options, started);
     if std::env::var_os("AEZEN_BENCH_KEEP").is_some() {

@@ -7,3 +7,4 @@ pub(crate) mod logins;
 pub(crate) mod many_tenants;
 pub(crate) mod operations;
 pub(crate) mod real_clients;
+pub(crate) mod workflow;
