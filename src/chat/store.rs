@@ -217,10 +217,12 @@ impl ListFilter {
             AssigneeFilter::Unassigned => sql.push_str(&format!(" AND {walk}assignee_id IS NULL")),
             AssigneeFilter::User(_) => sql.push_str(&format!(" AND {walk}assignee_id = :assignee")),
         }
+        // Checked per row on the link's primary key, as the walk reaches it: an `IN` over the
+        // label's links built the whole set (thousands of ids) on every request.
         if self.label.is_some() {
             sql.push_str(
-                " AND conversation.id IN \
-                 (SELECT conversation_id FROM conversation_label WHERE label_id = :label)",
+                " AND EXISTS (SELECT 1 FROM conversation_label cl \
+                 WHERE cl.conversation_id = conversation.id AND cl.label_id = :label)",
             );
         }
         sql
@@ -1016,6 +1018,23 @@ mod tests {
                     ..ListFilter::default()
                 },
                 "conversation_by_assignee",
+            ),
+            (
+                ListFilter {
+                    statuses: vec![ConversationStatus::Open],
+                    assignee: AssigneeFilter::User(me),
+                    label: Some(Uuid::now_v7()),
+                    ..ListFilter::default()
+                },
+                "conversation_by_assignee",
+            ),
+            (
+                ListFilter {
+                    statuses: vec![ConversationStatus::Open, ConversationStatus::Pending],
+                    label: Some(Uuid::now_v7()),
+                    ..ListFilter::default()
+                },
+                "conversation_by_activity",
             ),
         ] {
             let plan = plan(&conn, &filter);

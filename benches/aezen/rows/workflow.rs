@@ -914,7 +914,7 @@ fn bare_lookups(
 }
 
 /// The query plans of the list's first page (`store::write_conversation_page`) under row
-/// 14's filters: a copy of its statement as of `149e6f2` (the `WHERE` its `ListFilter`
+/// 14's filters: a copy of its statement as of the label filter's `EXISTS` (the `WHERE` its `ListFilter`
 /// writes, the read-position join, the order, and the two per-row subqueries without the
 /// `default_read` fallback), kept here by hand and only EXPLAINed; the product's own test of
 /// these plans is `every_tab_is_read_in_list_order_from_an_index_without_sorting`.
@@ -929,8 +929,9 @@ fn list_plans(conn: &Connection) -> anyhow::Result<Vec<(String, String)>> {
         ),
         (
             "status=open&assignee&label",
-            " AND status IN ('open') AND assignee_id = :assignee AND conversation.id IN \
-             (SELECT conversation_id FROM conversation_label WHERE label_id = :label)",
+            " AND status IN ('open') AND assignee_id = :assignee AND EXISTS (SELECT 1 \
+             FROM conversation_label cl WHERE cl.conversation_id = conversation.id \
+             AND cl.label_id = :label)",
         ),
     ] {
         let sql = format!(
