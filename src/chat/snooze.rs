@@ -67,9 +67,13 @@ impl Snoozes {
     }
 
     /// Records that `tenant` has a conversation snoozed until `at_ms` (after the snooze was
-    /// committed to the tenant's file): the hint in the registry, and the wake-up.
-    pub async fn snoozed(&self, tenant: TenantId, at_ms: i64) -> Result<(), ApiError> {
-        self.master
+    /// committed to the tenant's file): the wake-up, and the hint in the registry. A hint
+    /// that cannot be written is logged, not answered: the snooze is committed and its
+    /// wake-up set, and after a restart the tenant's first open finds it anyway.
+    pub async fn snoozed(&self, tenant: TenantId, at_ms: i64) {
+        send(&self.queue.downgrade(), Command::WakeAt(tenant, at_ms));
+        let hint = self
+            .master
             .write(move |tx| {
                 tx.prepare_cached(
                     "UPDATE tenant SET wake_at = min(coalesce(wake_at, ?2), ?2) WHERE id = ?1",
@@ -77,9 +81,10 @@ impl Snoozes {
                 .execute(params![tenant, at_ms])?;
                 Ok(())
             })
-            .await?;
-        send(&self.queue.downgrade(), Command::WakeAt(tenant, at_ms));
-        Ok(())
+            .await;
+        if let Err(err) = hint {
+            tracing::warn!(tenant = %tenant, error = %err, "snooze's wake-up hint not recorded");
+        }
     }
 }
 

@@ -118,7 +118,7 @@ impl Workflow {
             })
             .await?;
         if let Some(until) = until {
-            self.snoozes.snoozed(db.tenant(), until).await?;
+            self.snoozes.snoozed(db.tenant(), until).await;
         }
         Ok(conversation)
     }
