@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{from_millis, now, to_millis};
+use super::{from_millis, now, to_millis, uuid_col};
 use crate::error::ApiError;
 
 /// A label of the tenant's, to sort conversations by.
@@ -24,17 +24,9 @@ pub struct Label {
     pub created_at: DateTime<Utc>,
 }
 
-/// A UUID stored as its hyphenated text.
-fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    let text: String = row.get(idx)?;
-    Uuid::parse_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 fn label_row(row: &Row<'_>) -> rusqlite::Result<Label> {
     Ok(Label {
-        id: uuid_at(row, 0)?,
+        id: uuid_col(row, 0)?,
         name: row.get(1)?,
         color: row.get(2)?,
         created_at: from_millis(row.get(3)?),
@@ -134,7 +126,7 @@ pub fn delete_label(conn: &Connection, id: Uuid) -> Result<Vec<Uuid>, ApiError> 
     find_label(conn, id)?.ok_or_else(|| ApiError::not_found("label"))?;
     let on = conn
         .prepare_cached("SELECT conversation_id FROM conversation_label WHERE label_id = ?1")?
-        .query_map([id.to_string()], |row| uuid_at(row, 0))?
+        .query_map([id.to_string()], |row| uuid_col(row, 0))?
         .collect::<rusqlite::Result<Vec<Uuid>>>()?;
     conn.prepare_cached("DELETE FROM label WHERE id = ?1")?
         .execute([id.to_string()])?;
@@ -163,7 +155,7 @@ pub fn set_conversation_labels(
         .prepare_cached(
             "SELECT label_id FROM conversation_label WHERE conversation_id = ?1 ORDER BY label_id",
         )?
-        .query_map([conversation.to_string()], |row| uuid_at(row, 0))?
+        .query_map([conversation.to_string()], |row| uuid_col(row, 0))?
         .collect::<rusqlite::Result<Vec<Uuid>>>()?;
     // Ids are stored as hyphenated text, whose order is the Uuid's order.
     if current == wanted {
@@ -198,7 +190,7 @@ pub struct CannedResponse {
 
 fn canned_row(row: &Row<'_>) -> rusqlite::Result<CannedResponse> {
     Ok(CannedResponse {
-        id: uuid_at(row, 0)?,
+        id: uuid_col(row, 0)?,
         short_code: row.get(1)?,
         content: row.get(2)?,
         created_at: from_millis(row.get(3)?),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Conversation, Message, from_millis, to_millis};
+use super::{Conversation, Message, from_millis, to_millis, uuid_col};
 
 /// A note that mentions a member, as that member's notification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -69,26 +69,20 @@ pub fn mentioned(content: &str, members: &[(Uuid, String)]) -> Vec<Uuid> {
     found
 }
 
-/// A notification's columns, with its note's excerpt and its conversation's contact.
+/// A notification's columns, with its note's excerpt (`substr(m.content, 1, ?4)`, bound to
+/// [`EXCERPT_CHARS`]) and its conversation's contact.
 const COLUMNS: &str = "n.id, n.kind, n.conversation_id, n.message_id, n.author_id, n.created_at, \
-     n.read_at, substr(m.content, 1, 140), c.contact_name, c.contact_number";
+     n.read_at, substr(m.content, 1, ?4), c.contact_name, c.contact_number";
 const FROM: &str = "notification n JOIN message m ON m.id = n.message_id \
      JOIN conversation c ON c.id = n.conversation_id";
-
-fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    let text: String = row.get(idx)?;
-    Uuid::parse_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
 
 fn notification_row(row: &Row<'_>) -> rusqlite::Result<Notification> {
     let author: Option<String> = row.get(4)?;
     Ok(Notification {
-        id: uuid_at(row, 0)?,
+        id: uuid_col(row, 0)?,
         kind: row.get(1)?,
-        conversation_id: uuid_at(row, 2)?,
-        message_id: uuid_at(row, 3)?,
+        conversation_id: uuid_col(row, 2)?,
+        message_id: uuid_col(row, 3)?,
         author_id: author.and_then(|a| Uuid::parse_str(&a).ok()),
         created_at: from_millis(row.get(5)?),
         read_at: row.get::<_, Option<i64>>(6)?.map(from_millis),
@@ -147,7 +141,12 @@ pub fn list(
          ORDER BY n.id DESC LIMIT ?3"
     ))?
     .query_map(
-        params![user.to_string(), before.map(|b| b.to_string()), limit],
+        params![
+            user.to_string(),
+            before.map(|b| b.to_string()),
+            limit,
+            EXCERPT_CHARS as u32
+        ],
         notification_row,
     )?
     .collect()

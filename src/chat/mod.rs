@@ -184,6 +184,18 @@ sql_text_enum!(Status {
     Failed => "failed",
 });
 
+/// A UUID column, stored as its hyphenated text (the tenant file's form of every id).
+pub fn uuid_col(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    parse_uuid(idx, row.get_ref(idx)?.as_str()?)
+}
+
+/// Column `idx`'s text as a UUID, or the conversion error rusqlite reports for it.
+pub fn parse_uuid(idx: usize, s: &str) -> rusqlite::Result<Uuid> {
+    Uuid::parse_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// Now, at the millisecond precision that is stored, so that a live event and a later read
 /// of the same object show the same time.
 pub fn now() -> DateTime<Utc> {

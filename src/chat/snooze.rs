@@ -21,7 +21,7 @@ use tokio::sync::mpsc::{self, UnboundedSender, WeakUnboundedSender};
 use tokio::time::Instant;
 
 use super::store;
-use super::{now, to_millis};
+use super::{now, to_millis, uuid_col};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::events::{EventData, EventKind};
@@ -248,11 +248,9 @@ async fn reopen_due(events: &TenantEvents, tenant: TenantId) -> Result<Option<i6
                      WHERE status = 'snoozed' AND snoozed_until <= ?1
                      RETURNING id",
                 )?
-                .query_map([now_ms], |row| row.get::<_, String>(0))?
+                .query_map([now_ms], |row| uuid_col(row, 0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             for id in reopened {
-                let id = uuid::Uuid::parse_str(&id)
-                    .map_err(|e| ApiError::internal("snoozed conversation id", e))?;
                 let conversation = store::find_conversation(tx, id, None)?;
                 let data = EventData::chat(None, conversation);
                 appended.push(tx, EventKind::ConversationUpdated, data)?;

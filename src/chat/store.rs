@@ -8,7 +8,10 @@ use uuid::Uuid;
 
 use utoipa::ToSchema;
 
-use super::{Conversation, ConversationStatus, Message, Sender, Status, from_millis, to_millis};
+use super::{
+    Conversation, ConversationStatus, Message, Sender, Status, from_millis, parse_uuid, to_millis,
+    uuid_col,
+};
 use crate::error::ApiError;
 
 /// A conversation's columns, from `conversation` joined with the viewer's read position
@@ -65,16 +68,6 @@ fn text<'a>(row: &'a Row<'_>, idx: usize) -> rusqlite::Result<&'a str> {
 /// A text column that may be NULL, borrowed from the row.
 fn text_opt<'a>(row: &'a Row<'_>, idx: usize) -> rusqlite::Result<Option<&'a str>> {
     Ok(row.get_ref(idx)?.as_str_or_null()?)
-}
-
-fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    parse_uuid(idx, text(row, idx)?)
-}
-
-fn parse_uuid(idx: usize, s: &str) -> rusqlite::Result<Uuid> {
-    Uuid::parse_str(s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
 }
 
 /// A conversation row, of [`CONVERSATION_COLUMNS`].

@@ -15,7 +15,8 @@ use super::mentions;
 use super::snooze::Snoozes;
 use super::store::{self, Viewer};
 use super::{
-    Conversation, ConversationStatus, Message, Sender, Status, now, to_millis, validate_content,
+    Conversation, ConversationStatus, Message, Sender, Status, now, to_millis, uuid_col,
+    validate_content,
 };
 use crate::auth::CurrentUser;
 use crate::auth::users;
@@ -293,11 +294,9 @@ impl Workflow {
                         "UPDATE conversation SET assignee_id = NULL WHERE assignee_id = ?1
                          RETURNING id",
                     )?
-                    .query_map([user], |row| row.get::<_, String>(0))?
+                    .query_map([user], |row| uuid_col(row, 0))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 for id in unassigned {
-                    let id = Uuid::parse_str(&id)
-                        .map_err(|e| ApiError::internal("conversation id", e))?;
                     announce(tx, appended, id)?;
                 }
                 for sql in [
