@@ -36,3 +36,26 @@ pub fn create_tenant_file(path: &Path, lock: FileLock) -> anyhow::Result<Connect
 pub fn open_tenant_file(path: &Path, lock: FileLock) -> anyhow::Result<Connection> {
     Ok(db::open_connection(path, Durability::Normal, lock, false)?)
 }
+
+/// The query plan of the conversation list's first page with these filters (the product's
+/// own statement, `chat::store::first_page_plan`): `statuses` by name (empty: all),
+/// `assignee` a user, `label` a label's id.
+pub fn list_plan(
+    conn: &Connection,
+    statuses: &[&str],
+    assignee: Option<uuid::Uuid>,
+    label: Option<uuid::Uuid>,
+) -> anyhow::Result<String> {
+    use crate::chat::ConversationStatus;
+    use crate::chat::store::{AssigneeFilter, ListFilter};
+    let filter = ListFilter {
+        statuses: statuses
+            .iter()
+            .map(|s| ConversationStatus::parse(s).ok_or_else(|| anyhow::anyhow!("status {s}")))
+            .collect::<anyhow::Result<_>>()?,
+        assignee: assignee.map_or(AssigneeFilter::All, AssigneeFilter::User),
+        label,
+        ..ListFilter::default()
+    };
+    Ok(crate::chat::store::first_page_plan(conn, &filter)?)
+}

@@ -21,7 +21,7 @@ use crate::error::ApiError;
 /// without a viewer), counted on `message_incoming` only when there is something unread.
 const CONVERSATION_COLUMNS: &str = "conversation.id, contact_name, contact_number, platform, \
      last_message, last_message_at, unread_count, conversation.created_at, push_name, name_edited, \
-     status, snoozed_until, assignee_id, \
+     conversation.status, snoozed_until, conversation.assignee_id, \
      (SELECT group_concat(label_id, ',') FROM conversation_label cl \
       WHERE cl.conversation_id = conversation.id), \
      CASE WHEN :viewer IS NULL THEN NULL \
@@ -35,6 +35,13 @@ const CONVERSATION_COLUMN_COUNT: usize = 15;
 /// Where the viewer's read positions come from (`:viewer`, a user id or NULL).
 const CONVERSATION_FROM: &str = "conversation LEFT JOIN read_position rp \
      ON rp.conversation_id = conversation.id AND rp.user_id = :viewer";
+
+/// A list filtered by a label is read from the label's links (`cl`), which carry their
+/// conversation's status, assignee and activity (tenant migration V6), in list order; each
+/// link's conversation is then looked up by its key.
+const LABELLED_FROM: &str = "conversation_label cl \
+     CROSS JOIN conversation ON conversation.id = cl.conversation_id \
+     LEFT JOIN read_position rp ON rp.conversation_id = conversation.id AND rp.user_id = :viewer";
 
 /// `default_read(read_from)`: where the viewer's position is in a conversation they have not
 /// read yet — the newest message when they joined, else the tenant's upgrade point
@@ -185,38 +192,55 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
+    /// Where the list's rows are read from, and its order's two columns: the label's links
+    /// with a label filter, else the conversations.
+    fn source(&self) -> (&'static str, &'static str, &'static str) {
+        if self.label.is_some() {
+            (LABELLED_FROM, "cl.activity_at", "cl.conversation_id")
+        } else {
+            (CONVERSATION_FROM, "conversation.activity_at", "conversation.id")
+        }
+    }
+
     /// The status, assignee and label conditions as SQL. Status values are written into the
-    /// text (they are the enum's own words), each filter shape its own cached statement:
+    /// text (they are the enum's own words), each filter shape its own cached statement.
+    /// Without a label:
     /// - one status: `conversation_by_status` (or `conversation_by_assignee` with an
     ///   assignee) holds exactly the rows in list order, and the page is its first rows;
     /// - several statuses (the default `open,pending`): no index holds those in list order
     ///   (an `IN` over an index is a sort of every matching row, 40,000 of them in a big
     ///   inbox), so the terms are kept off the indexes (`+`) and `conversation_by_activity`
     ///   is walked in order, skipping what does not match, until the page is full.
+    ///
+    /// With a label, on the copies its links carry: one status with an assignee (a user or
+    /// nobody) is exactly `conversation_label_exact`'s rows; any other shape walks
+    /// `conversation_label_by_activity`, whose entries hold the status and assignee to skip.
     fn structural_sql(&self) -> String {
         let mut sql = String::new();
         let statuses = &self.statuses;
         let all = statuses.is_empty() || statuses.len() == ConversationStatus::ALL.len();
-        let walk = if statuses.len() > 1 { "+" } else { "" };
+        let (table, walk) = if self.label.is_some() {
+            sql.push_str(" AND cl.label_id = :label");
+            let exact = statuses.len() == 1 && !matches!(self.assignee, AssigneeFilter::All);
+            ("cl", if exact { "" } else { "+" })
+        } else {
+            ("conversation", if statuses.len() > 1 { "+" } else { "" })
+        };
         if !all {
             let words: Vec<String> = statuses
                 .iter()
                 .map(|s| format!("'{}'", s.as_str()))
                 .collect();
-            sql.push_str(&format!(" AND {walk}status IN ({})", words.join(", ")));
+            sql.push_str(&format!(" AND {walk}{table}.status IN ({})", words.join(", ")));
         }
         match self.assignee {
             AssigneeFilter::All => {}
-            AssigneeFilter::Unassigned => sql.push_str(&format!(" AND {walk}assignee_id IS NULL")),
-            AssigneeFilter::User(_) => sql.push_str(&format!(" AND {walk}assignee_id = :assignee")),
-        }
-        // Checked per row on the link's primary key, as the walk reaches it: an `IN` over the
-        // label's links built the whole set (thousands of ids) on every request.
-        if self.label.is_some() {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM conversation_label cl \
-                 WHERE cl.conversation_id = conversation.id AND cl.label_id = :label)",
-            );
+            AssigneeFilter::Unassigned => {
+                sql.push_str(&format!(" AND {walk}{table}.assignee_id IS NULL"))
+            }
+            AssigneeFilter::User(_) => {
+                sql.push_str(&format!(" AND {walk}{table}.assignee_id = :assignee"))
+            }
         }
         sql
     }
@@ -334,24 +358,25 @@ pub fn write_conversation_page(
     }
     let filters = format!("{LIST_FILTERS}{}", filter.structural_sql());
     let pos = CONVERSATION_COLUMN_COUNT;
+    let (from, at, id) = filter.source();
     // Column `pos` is the row's list position; on a first page, the next is the snapshot.
     let mut stmt = match after {
-        None => conn.prepare_cached(&first_page_sql(&filters))?,
+        None => conn.prepare_cached(&first_page_sql(filter))?,
         // Conversations with no message after the snapshot are where they were; those with
         // one are placed by their activity as of the snapshot (their last message before
         // it, else their creation). One merge of two ordered arms: the first walks the
         // activity index, the second is the few that moved.
         Some(_) => conn.prepare_cached(&format!(
             "{DEFAULT_READ}, moved(id) AS MATERIALIZED (SELECT conversation_id FROM message WHERE rowid > :snapshot)
-             SELECT {CONVERSATION_COLUMNS}, activity_at AS pos FROM {CONVERSATION_FROM}
-             WHERE (activity_at, conversation.id) < (:at, :id) AND conversation.id NOT IN moved {filters}
+             SELECT {CONVERSATION_COLUMNS}, {at} AS pos FROM {from}
+             WHERE ({at}, {id}) < (:at, :id) AND {id} NOT IN moved {filters}
              UNION ALL
              SELECT * FROM (
                  SELECT {CONVERSATION_COLUMNS},
                         max(conversation.created_at, coalesce((SELECT max(m.created_at) FROM message m
                             WHERE m.conversation_id = conversation.id AND m.rowid <= :snapshot),
                             conversation.created_at)) AS pos
-                 FROM {CONVERSATION_FROM} WHERE conversation.id IN moved {filters})
+                 FROM {from} WHERE {id} IN moved {filters})
              WHERE (pos, id) < (:at, :id)
              ORDER BY pos DESC, id DESC
              LIMIT :limit"
@@ -408,15 +433,32 @@ pub fn write_conversation_page(
 
 /// The statement of a list's first page with these filters (its snapshot is column
 /// `CONVERSATION_COLUMN_COUNT + 1`).
-fn first_page_sql(filters: &str) -> String {
+fn first_page_sql(filter: &ListFilter) -> String {
+    let (from, at, id) = filter.source();
     format!(
         "{DEFAULT_READ}
-         SELECT {CONVERSATION_COLUMNS}, activity_at, {NEWEST_MESSAGE}
-         FROM {CONVERSATION_FROM}
-         WHERE true {filters}
-         ORDER BY activity_at DESC, conversation.id DESC
-         LIMIT :limit"
+         SELECT {CONVERSATION_COLUMNS}, {at}, {NEWEST_MESSAGE}
+         FROM {from}
+         WHERE true {LIST_FILTERS}{}
+         ORDER BY {at} DESC, {id} DESC
+         LIMIT :limit",
+        filter.structural_sql()
     )
+}
+
+/// The query plan of a list's first page with these filters, its lines joined: what the
+/// plan test and the benchmark's report read.
+pub fn first_page_plan(conn: &Connection, filter: &ListFilter) -> rusqlite::Result<String> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", first_page_sql(filter)))?;
+    for i in 1..=stmt.parameter_count() {
+        stmt.raw_bind_parameter(i, rusqlite::types::Null)?;
+    }
+    let mut rows = stmt.raw_query();
+    let mut lines = Vec::new();
+    while let Some(row) = rows.next()? {
+        lines.push(row.get::<_, String>(3)?);
+    }
+    Ok(lines.join("\n"))
 }
 
 /// The bound values of a list statement (each bound only if the statement names it).
@@ -483,22 +525,23 @@ pub struct AssigneeCounts {
     pub all: i64,
 }
 
-/// Counts for the tabs: one pass over the assignee index (or the label's conversations).
+/// Counts for the tabs: one pass over the assignee index (or the label's links).
 pub fn conversation_counts(
     conn: &Connection,
     me: Uuid,
     filter: &ListFilter,
 ) -> rusqlite::Result<ConversationCounts> {
-    let label_sql = if filter.label.is_some() {
-        "WHERE id IN (SELECT conversation_id FROM conversation_label WHERE label_id = :label)"
+    // The label's links carry their conversation's status and assignee (tenant V6).
+    let source = if filter.label.is_some() {
+        "conversation_label WHERE label_id = :label"
     } else {
-        ""
+        "conversation"
     };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT status, count(*), count(*) FILTER (WHERE assignee_id = :me),
                 count(*) FILTER (WHERE assignee_id IS NULL),
                 count(*) FILTER (WHERE assignee_id = :assignee)
-         FROM conversation {label_sql} GROUP BY status"
+         FROM {source} GROUP BY status"
     ))?;
     let me_text = me.to_string();
     let assignee = match filter.assignee {
@@ -949,23 +992,8 @@ mod tests {
         serde_json::to_vec(&ConversationPage { items, next_cursor }).unwrap()
     }
 
-    /// The first page's query plan for `filter`: its lines, joined.
     fn plan(conn: &Connection, filter: &ListFilter) -> String {
-        let filters = format!("{LIST_FILTERS}{}", filter.structural_sql());
-        let sql = format!("EXPLAIN QUERY PLAN {}", first_page_sql(&filters));
-        let mut stmt = conn.prepare(&sql).unwrap();
-        let names: Vec<String> = (1..=stmt.parameter_count())
-            .map(|i| stmt.parameter_name(i).unwrap().to_owned())
-            .collect();
-        let params: Vec<(&str, &dyn rusqlite::ToSql)> = names
-            .iter()
-            .map(|n| (n.as_str(), &rusqlite::types::Null as &dyn rusqlite::ToSql))
-            .collect();
-        stmt.query_map(params.as_slice(), |row| row.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .unwrap()
-            .join("\n")
+        first_page_plan(conn, filter).unwrap()
     }
 
     #[test]
@@ -1019,15 +1047,40 @@ mod tests {
                     label: Some(Uuid::now_v7()),
                     ..ListFilter::default()
                 },
-                "conversation_by_assignee",
+                "conversation_label_exact",
+            ),
+            (
+                ListFilter {
+                    statuses: vec![ConversationStatus::Resolved],
+                    assignee: AssigneeFilter::Unassigned,
+                    label: Some(Uuid::now_v7()),
+                    ..ListFilter::default()
+                },
+                "conversation_label_exact",
+            ),
+            (
+                ListFilter {
+                    statuses: vec![ConversationStatus::Open],
+                    label: Some(Uuid::now_v7()),
+                    ..ListFilter::default()
+                },
+                "conversation_label_by_activity",
             ),
             (
                 ListFilter {
                     statuses: vec![ConversationStatus::Open, ConversationStatus::Pending],
+                    assignee: AssigneeFilter::User(me),
                     label: Some(Uuid::now_v7()),
                     ..ListFilter::default()
                 },
-                "conversation_by_activity",
+                "conversation_label_by_activity",
+            ),
+            (
+                ListFilter {
+                    label: Some(Uuid::now_v7()),
+                    ..ListFilter::default()
+                },
+                "conversation_label_by_activity",
             ),
         ] {
             let plan = plan(&conn, &filter);
@@ -1084,9 +1137,9 @@ mod tests {
                  assignee_id = '00000000-0000-0000-0000-000000000001', push_name = 'Pu \"sh'
                  WHERE rowid % 3 = 0;
              UPDATE conversation SET last_incoming_pos = 5 WHERE rowid % 4 = 0;
-             INSERT INTO conversation_label SELECT id, '00000000-0000-0000-0000-00000000000b'
+             INSERT INTO conversation_label (conversation_id, label_id) SELECT id, '00000000-0000-0000-0000-00000000000b'
                  FROM conversation WHERE rowid % 2 = 0;
-             INSERT INTO conversation_label SELECT id, '00000000-0000-0000-0000-00000000000a'
+             INSERT INTO conversation_label (conversation_id, label_id) SELECT id, '00000000-0000-0000-0000-00000000000a'
                  FROM conversation WHERE rowid % 5 = 0;",
         )
         .unwrap();

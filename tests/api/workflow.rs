@@ -420,6 +420,96 @@ async fn labels_are_managed_by_managers_applied_by_anyone_and_filter_the_list() 
     );
 }
 
+/// A label's list is read from its links, which carry copies of their conversation's status,
+/// assignee and activity (tenant V6): every change to those shows in the labelled list and
+/// its counts, in order, across pages.
+#[tokio::test]
+async fn a_label_filter_follows_status_assignment_and_new_messages() {
+    let app = spawn_app().await;
+    let owner = app.register("Follow Co").await;
+    let agent = app.add_member(&owner, "agent").await;
+    let (_, label) = app
+        .post(
+            "/api/labels",
+            Some(&owner.token),
+            json!({"name": "VIP", "color": "#e11d48"}),
+        )
+        .await;
+    let label = label["id"].as_str().unwrap().to_owned();
+    let older = incoming(&app, &owner, "+6281200000021", "first").await;
+    let newer = incoming(&app, &owner, "+6281200000022", "second").await;
+    let unlabelled = incoming(&app, &owner, "+6281200000023", "third").await;
+    for id in [&older, &newer] {
+        let path = format!("/api/conversations/{id}/labels");
+        let (status, body) = put(&app, &path, &owner.token, json!({"labels": [label]})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let agent_id = agent.user_id.clone();
+    let labelled = |query: &str| format!("label={label}&{query}");
+
+    assert_eq!(listed(&app, &owner, &labelled("")).await, [newer.clone(), older.clone()]);
+    assert_eq!(
+        listed(&app, &owner, &labelled("status=open&assignee=unassigned")).await,
+        [newer.clone(), older.clone()]
+    );
+    // Assignment: the exact index (one status, one assignee) and the walk both follow.
+    let (status, body) = assign(&app, &owner, &older, json!(agent_id)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        listed(&app, &owner, &labelled(&format!("status=open&assignee={agent_id}"))).await,
+        [older.clone()]
+    );
+    assert_eq!(
+        listed(&app, &owner, &labelled("status=open&assignee=unassigned")).await,
+        [newer.clone()]
+    );
+    assert_eq!(
+        listed(&app, &owner, &labelled(&format!("assignee={agent_id}"))).await,
+        [older.clone()]
+    );
+    // Status: resolving leaves the open tab and enters the resolved one; counts follow.
+    let (status, body) = set_status(&app, &owner, &newer, json!({"status": "resolved"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(listed(&app, &owner, &labelled("")).await, [older.clone()]);
+    assert_eq!(
+        listed(&app, &owner, &labelled("status=resolved&assignee=unassigned")).await,
+        [newer.clone()]
+    );
+    let tabs = counts(&app, &owner, &format!("label={label}")).await;
+    assert_eq!(tabs["status"]["open"], 1, "{tabs}");
+    assert_eq!(tabs["status"]["resolved"], 1, "{tabs}");
+    // A new message reopens and moves to the top; pages of one follow the new order.
+    incoming(&app, &owner, "+6281200000022", "back again").await;
+    assert_eq!(listed(&app, &owner, &labelled("")).await, [newer.clone(), older.clone()]);
+    let (status, first) = app
+        .get(
+            &format!("/api/conversations?{}", labelled("limit=1")),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(items(&first)[0]["id"], json!(newer));
+    let cursor = first["nextCursor"].as_str().expect("a second page");
+    incoming(&app, &owner, "+6281200000021", "moved after the first page").await;
+    let (status, second) = app
+        .get(
+            &format!(
+                "/api/conversations?{}&cursor={cursor}",
+                labelled("limit=1")
+            ),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(items(&second).len(), 1, "{second}");
+    assert_eq!(items(&second)[0]["id"], json!(older), "{second}");
+    assert!(
+        !listed(&app, &owner, &labelled("status=all"))
+            .await
+            .contains(&unlabelled)
+    );
+}
+
 #[tokio::test]
 async fn a_note_stays_inside_the_team_and_a_mention_reaches_only_the_mentioned() {
     let app = spawn_app().await;

@@ -125,9 +125,9 @@ pub(crate) async fn workflow_rows(
 
     // Without the server: the index's size, its own lookup time, and the list's plans.
     let lookups = {
-        let (file, words) = (file.clone(), seeded.hits.clone());
+        let (file, words, team) = (file.clone(), seeded.hits.clone(), team.clone());
         let phase = scale.measure / 5;
-        tokio::task::spawn_blocking(move || bare_lookups(&file, &words, phase)).await??
+        tokio::task::spawn_blocking(move || bare_lookups(&file, &team, &words, phase)).await??
     };
     let fts = &seeded.size;
     let fts_pages = fts.with_index.saturating_sub(fts.without_index);
@@ -869,6 +869,7 @@ struct Lookups {
 /// `chat::search`), or for a short word its `LIKE` scan.
 fn bare_lookups(
     file: &Path,
+    team: &Team,
     words: &[(&'static str, u64)],
     phase: Duration,
 ) -> anyhow::Result<Lookups> {
@@ -905,7 +906,7 @@ fn bare_lookups(
         }
         latencies.insert(word, times);
     }
-    let plans = list_plans(&conn)?;
+    let plans = list_plans(&conn, team)?;
     Ok(Lookups {
         latencies,
         found,
@@ -913,49 +914,20 @@ fn bare_lookups(
     })
 }
 
-/// The query plans of the list's first page (`store::write_conversation_page`) under row
-/// 14's filters: a copy of its statement as of the label filter's `EXISTS` (the `WHERE` its `ListFilter`
-/// writes, the read-position join, the order, and the two per-row subqueries without the
-/// `default_read` fallback), kept here by hand and only EXPLAINed; the product's own test of
-/// these plans is `every_tab_is_read_in_list_order_from_an_index_without_sorting`.
-fn list_plans(conn: &Connection) -> anyhow::Result<Vec<(String, String)>> {
+/// The query plans of the list's first page under row 14's filters: the product's own
+/// statement (`aezen::bench::list_plan`), EXPLAINed on the seeded file; the product's own
+/// test of these plans is `every_tab_is_read_in_list_order_from_an_index_without_sorting`.
+fn list_plans(conn: &Connection, team: &Team) -> anyhow::Result<Vec<(String, String)>> {
+    let (agent, label) = (Some(team.agents[0]), Some(team.labels[0]));
     let mut plans = Vec::new();
-    for (label, filters) in [
-        ("status=all", ""),
-        ("default", " AND +status IN ('open', 'pending')"),
-        (
-            "status=open&assignee",
-            " AND status IN ('open') AND assignee_id = :assignee",
-        ),
-        (
-            "status=open&assignee&label",
-            " AND status IN ('open') AND assignee_id = :assignee AND EXISTS (SELECT 1 \
-             FROM conversation_label cl WHERE cl.conversation_id = conversation.id \
-             AND cl.label_id = :label)",
-        ),
+    for (name, statuses, assignee, label) in [
+        ("status=all", &[][..], None, None),
+        ("default", &["open", "pending"][..], None, None),
+        ("status=open&assignee", &["open"][..], agent, None),
+        ("status=open&assignee&label", &["open"][..], agent, label),
     ] {
-        let sql = format!(
-            "EXPLAIN QUERY PLAN SELECT conversation.id, contact_name, last_message,
-                 (SELECT group_concat(label_id, ',') FROM conversation_label cl
-                  WHERE cl.conversation_id = conversation.id),
-                 CASE WHEN last_incoming_pos <= coalesce(rp.read_pos, 0) THEN 0
-                      ELSE (SELECT count(*) FROM message m WHERE m.conversation_id = conversation.id
-                            AND m.sender = 'user' AND m.pos > coalesce(rp.read_pos, 0)) END
-             FROM conversation LEFT JOIN read_position rp
-                 ON rp.conversation_id = conversation.id AND rp.user_id = :viewer
-             WHERE true{filters}
-             ORDER BY activity_at DESC, conversation.id DESC LIMIT 51"
-        );
-        let mut stmt = conn.prepare(&sql)?;
-        for i in 1..=stmt.parameter_count() {
-            stmt.raw_bind_parameter(i, rusqlite::types::Null)?;
-        }
-        let mut rows = stmt.raw_query();
-        let mut details = Vec::new();
-        while let Some(row) = rows.next()? {
-            details.push(row.get::<_, String>(3)?);
-        }
-        plans.push((label.to_owned(), details.join("; ")));
+        let plan = aezen::bench::list_plan(conn, statuses, assignee, label)?;
+        plans.push((name.to_owned(), plan.replace('\n', "; ")));
     }
     Ok(plans)
 }
