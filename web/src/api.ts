@@ -3,10 +3,13 @@
 
 import { getToken } from "./session";
 import type {
+  ApiKey,
+  ApiScope,
   CannedResponse,
   Conversation,
   ConversationStatus,
   Counts,
+  Delivery,
   EventPage,
   Integration,
   Label,
@@ -17,6 +20,7 @@ import type {
   SearchHit,
   Tenant,
   User,
+  Webhook,
   WhatsappStatus,
 } from "./types";
 
@@ -96,8 +100,10 @@ export async function request<T>(
   } catch {
     throw new ApiError(0, "network", "Can't reach the server. Check your connection.");
   }
-  if (res.status === 204 || res.status === 202) return undefined as T;
+  if (res.status === 204) return undefined as T;
   const text = await res.text();
+  // A 202 may carry a body (a replay's range) or none (the simulator's acknowledgements).
+  if (res.status === 202 && !text) return undefined as T;
   const data = parseJson(text);
   if (!res.ok) throw failure(res, data, auth);
   return data as T;
@@ -262,6 +268,40 @@ export const api = {
     request<WhatsappStatus>("POST", "/api/integrations/whatsapp/pair-code", { phoneNumber }),
   logout: () => request<WhatsappStatus>("POST", "/api/integrations/whatsapp/logout"),
   simulateScan: () => request<void>("POST", "/api/integrations/whatsapp/simulate/scan"),
+
+  apiKeys: () => request<{ items: ApiKey[] }>("GET", "/api/api-keys"),
+  createApiKey: (b: { name: string; scopes: ApiScope[]; expiresAt?: string }) =>
+    request<{ key: string; apiKey: ApiKey }>("POST", "/api/api-keys", b),
+  revokeApiKey: (id: string) => request<void>("DELETE", `/api/api-keys/${encodeURIComponent(id)}`),
+
+  webhooks: () => request<{ items: Webhook[] }>("GET", "/api/webhooks"),
+  webhook: (id: string) => request<Webhook>("GET", `/api/webhooks/${encodeURIComponent(id)}`),
+  createWebhook: (b: { url: string; events: string[]; enabled?: boolean; description?: string }) =>
+    request<{ webhook: Webhook; secret: string }>("POST", "/api/webhooks", b),
+  updateWebhook: (
+    id: string,
+    b: { url?: string; events?: string[]; enabled?: boolean; description?: string },
+  ) => request<Webhook>("PATCH", `/api/webhooks/${encodeURIComponent(id)}`, b),
+  deleteWebhook: (id: string) => request<void>("DELETE", `/api/webhooks/${encodeURIComponent(id)}`),
+  rotateWebhookSecret: (id: string, overlapSeconds: number) =>
+    request<{ webhook: Webhook; secret: string }>(
+      "POST",
+      `/api/webhooks/${encodeURIComponent(id)}/rotate-secret`,
+      { overlapSeconds },
+    ),
+  webhookDeliveries: (id: string, before?: string | null) =>
+    request<Page<Delivery>>(
+      "GET",
+      `/api/webhooks/${encodeURIComponent(id)}/deliveries${qs({ limit: 50, before })}`,
+    ),
+  replayWebhook: (id: string, b: { fromSeq: number; toSeq?: number }) =>
+    request<{ fromSeq: number; toSeq: number } | undefined>(
+      "POST",
+      `/api/webhooks/${encodeURIComponent(id)}/replay`,
+      b,
+    ),
+  testWebhook: (id: string) =>
+    request<Delivery>("POST", `/api/webhooks/${encodeURIComponent(id)}/test`),
 
   /**
    * The whole workspace as a `.tar.zst` archive (owner only). The download needs the bearer

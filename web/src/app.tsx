@@ -9,7 +9,8 @@ import { getState, resetState, setState, useStore } from "./store";
 import type { Tenant, User } from "./types";
 import { Account } from "./ui/account";
 import { AuthPage } from "./ui/auth";
-import { IconInbox, IconPlug, IconSearch, IconUser, IconUsers } from "./ui/icons";
+import { Developers } from "./ui/developers";
+import { IconCode, IconInbox, IconPlug, IconSearch, IconUser, IconUsers } from "./ui/icons";
 import { Inbox } from "./ui/inbox";
 import { Integrations } from "./ui/integrations";
 import { Bell } from "./ui/notifications";
@@ -155,11 +156,14 @@ export function App() {
   return <Shell path={path} />;
 }
 
+/** `more`: the rest of a label, hidden from sight (not from screen readers) on a phone. */
 const NAV = [
   { path: "/inbox", label: "Inbox", Icon: IconInbox },
   { path: "/search", label: "Search", Icon: IconSearch },
   { path: "/integrations", label: "Integrations", Icon: IconPlug },
   { path: "/team", label: "Team", Icon: IconUsers },
+  // Owners and admins only (an agent opening the address is told to ask one).
+  { path: "/developers", label: "API", more: " & webhooks", Icon: IconCode, managers: true },
   { path: "/account", label: "Account", Icon: IconUser },
 ];
 
@@ -168,6 +172,8 @@ function Shell(props: { path: string }) {
   const connection = useStore((s) => s.connection);
   const simulated = useStore((s) => s.integration?.backend === "simulated");
   const tenant = useStore((s) => s.tenant);
+  const role = useStore((s) => s.user?.role);
+  const manager = role === "owner" || role === "admin";
   const toastMsg = useStore((s) => s.toast);
   const unread = useStore((s) => {
     let n = 0;
@@ -200,7 +206,7 @@ function Shell(props: { path: string }) {
           </span>
         </div>
         <ul>
-          {NAV.map(({ path: p, label, Icon }) => (
+          {NAV.filter((n) => manager || !n.managers).map(({ path: p, label, more, Icon }) => (
             <li key={p}>
               <a
                 href={p}
@@ -209,7 +215,10 @@ function Shell(props: { path: string }) {
                 onClick={(e) => onLinkClick(e, p)}
               >
                 <Icon />
-                <span class="rail-label">{label}</span>
+                <span class="rail-label">
+                  {label}
+                  {more && <span class="rail-label-more">{more}</span>}
+                </span>
                 {p === "/inbox" && unread > 0 && (
                   <span class="rail-badge">
                     {unread}
@@ -255,6 +264,7 @@ function Shell(props: { path: string }) {
           {section === "/search" && <Search />}
           {section === "/integrations" && <Integrations />}
           {section === "/team" && <Team />}
+          {section === "/developers" && <Developers />}
           {section === "/account" && <Account />}
           {!section && (
             <div class="empty-page">

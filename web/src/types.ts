@@ -187,3 +187,66 @@ export interface EventPage {
   nextCursor: string | null;
   truncated: boolean;
 }
+
+/** What an API key may do (`docs/WEBHOOKS.md`, Scopes). */
+export type ApiScope = "conversations:read" | "messages:send" | "webhooks:manage" | "team:read";
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  /** The key's first 12 characters (`aez_Xy3k9Q0p`), to tell keys apart. */
+  prefix: string;
+  scopes: ApiScope[];
+  createdAt: string;
+  /** The member who created it. */
+  createdBy: string | null;
+  expiresAt: string | null;
+  /** Updated at most once a minute. */
+  lastUsedAt: string | null;
+}
+
+/** The event names a webhook endpoint can subscribe to (`*` is all of them). */
+export type WebhookEventName =
+  | "incoming_message"
+  | "message_sent"
+  | "message_status"
+  | "conversation_updated"
+  | "note_added"
+  | "mention"
+  | "whatsapp_status";
+
+export type WebhookState = "active" | "failing" | "disabled";
+
+export interface Webhook {
+  id: string;
+  url: string;
+  /** `["*"]` for every event, else a list of event names. */
+  events: string[];
+  enabled: boolean;
+  description: string | null;
+  state: WebhookState;
+  disabledReason: string | null;
+  /** The seq of the last event the endpoint acknowledged. */
+  cursor: number | null;
+  failingSince: string | null;
+  nextAttemptAt: string | null;
+  /** Until then deliveries are signed with the previous secret too. */
+  previousSecretExpiresAt: string | null;
+  createdAt: string;
+}
+
+export interface Delivery {
+  id: string;
+  /** Null for a test delivery (not in the event log). */
+  seq: number | null;
+  eventType: string;
+  webhookId: string;
+  attempt: number;
+  /** Null when no answer came (connection refused, timeout…). */
+  statusCode: number | null;
+  latencyMs: number | null;
+  responseExcerpt: string | null;
+  error: string | null;
+  replay: boolean;
+  createdAt: string;
+}

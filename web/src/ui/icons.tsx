@@ -102,3 +102,8 @@ export const IconBell = (p: P) => (
     <path d="M10.3 21a1.94 1.94 0 0 0 3.4 0" />
   </svg>
 );
+export const IconCode = (p: P) => (
+  <svg {...base} class={p.class}>
+    <path d="m8 7-5 5 5 5M16 7l5 5-5 5M13.5 4l-3 16" />
+  </svg>
+);
