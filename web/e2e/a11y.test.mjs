@@ -8,7 +8,12 @@ const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
 let env;
 before(async () => {
-  env = await setup();
+  // A webhook endpoint on loopback (nothing listens there: its deliveries fail).
+  env = await setup({
+    server: {
+      env: { AEZEN_WEBHOOK_ALLOW_HTTP: "true", AEZEN_WEBHOOK_ALLOW_HOSTS: "127.0.0.1" },
+    },
+  });
 });
 after(async () => {
   await env?.close();
@@ -126,6 +131,35 @@ for (const scheme of ["light", "dark"]) {
     await page.getByRole("link", { name: "Team" }).click();
     await page.locator(".member").first().waitFor();
     await audit(page, "team");
+
+    await call(
+      env.server.url,
+      "POST",
+      "/api/webhooks",
+      { url: "http://127.0.0.1:9/unreachable", events: ["*"], description: "Nobody listens" },
+      owner.token,
+    );
+    await page.getByRole("link", { name: "API & webhooks" }).click();
+    await page.locator(".hook").first().waitFor();
+    await page.getByText("No API keys yet.").waitFor();
+    await page.getByRole("button", { name: /^Send test/ }).click();
+    await page.locator(".hook-result .result-bad").waitFor();
+    await page.getByRole("button", { name: /^Delivery log/ }).click();
+    await page.locator(".delivery").first().waitFor();
+    await page.getByRole("button", { name: /^Edit/ }).click();
+    await page.locator(".hook-edit").getByRole("radio", { name: "Only the events chosen" }).check();
+    await audit(page, "API & webhooks");
+    const keyForm = page.locator("form", { has: page.getByRole("button", { name: "Create key" }) });
+    await keyForm.getByLabel("Key name").fill("Axe key");
+    await keyForm.getByRole("checkbox", { name: /team:read/ }).check();
+    await keyForm.getByRole("button", { name: "Create key" }).click();
+    await page.getByRole("dialog", { name: "Your new API key" }).waitFor();
+    await audit(page, "new API key dialog");
+    await page.keyboard.press("Escape");
+    await page.getByRole("button", { name: /^Replay/ }).click();
+    await page.getByRole("dialog", { name: "Replay events" }).waitFor();
+    await audit(page, "replay dialog");
+    await page.keyboard.press("Escape");
 
     await page.getByRole("link", { name: "Account" }).click();
     await page.getByRole("heading", { name: "Change password" }).waitFor();

@@ -57,9 +57,14 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** The aezen server as a child process; restartable on the same data dir and port. */
+/**
+ * The aezen server as a child process; restartable on the same data dir and port. `args` and
+ * `env` are added to the command line and the environment (a test's own flags).
+ */
 export class Server {
-  constructor() {
+  constructor({ args = [], env = {} } = {}) {
+    this.extraArgs = args;
+    this.extraEnv = env;
     this.bin = requireBin();
     this.dir = mkdtempSync(join(tmpdir(), "aezen-e2e-"));
     this.port = 0;
@@ -84,9 +89,16 @@ export class Server {
         join(this.dir, "sessions"),
         "--whatsapp",
         "simulated",
+        ...this.extraArgs,
       ],
       {
-        env: { ...process.env, AEZEN_SIMULATED_QR_MS: "2000", NO_COLOR: "1", RUST_LOG: "info" },
+        env: {
+          ...process.env,
+          AEZEN_SIMULATED_QR_MS: "2000",
+          NO_COLOR: "1",
+          RUST_LOG: "info",
+          ...this.extraEnv,
+        },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
@@ -211,9 +223,12 @@ function distProxy(target) {
   return new Promise((ok) => server.listen(0, "127.0.0.1", () => ok(server)));
 }
 
-/** Starts a server and a browser; `base` is where the web app is served. */
-export async function setup() {
-  const server = new Server();
+/**
+ * Starts a server and a browser; `base` is where the web app is served. `server` options
+ * ({args, env}) go to the Server.
+ */
+export async function setup({ server: serverOptions } = {}) {
+  const server = new Server(serverOptions);
   await server.start();
   let base = process.env.AEZEN_WEB_URL ?? server.url;
   let proxy = null;

@@ -412,7 +412,7 @@ function WebhookItem(props: {
         </div>
         <div>
           <dt>Cursor</dt>
-          <dd>
+          <dd data-cursor={h.cursor ?? ""}>
             {h.cursor === null || h.cursor === undefined ? "No event yet" : `event ${h.cursor}`}
           </dd>
         </div>
