@@ -155,7 +155,7 @@ function ApiKeysSection() {
       )}
       <CreateKeyForm
         onCreated={(r) => {
-          setKeys((ks) => [r.apiKey, ...(ks ?? [])]);
+          setKeys((ks) => [...(ks ?? []), r.apiKey]);
           setCreated(r);
         }}
       />
