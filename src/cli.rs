@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
-    Serve(Config),
+    Serve(Box<Config>),
     /// Operate on one tenant: list, export, import, delete, compact.
     #[command(subcommand)]
     Tenant(TenantCommand),

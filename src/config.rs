@@ -128,6 +128,36 @@ pub struct Config {
     #[arg(long, env = "AEZEN_EVENT_RETENTION_COUNT", default_value_t = 10_000)]
     pub event_retention_count: u64,
 
+    /// Webhooks may target plain `http://` URLs (for a self-hosted receiver); by default only
+    /// `https://` (docs/WEBHOOKS.md).
+    #[arg(long, env = "AEZEN_WEBHOOK_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub webhook_allow_http: bool,
+
+    /// Webhook targets allowed although their address is loopback, private, link-local or
+    /// otherwise refused: comma-separated host names, addresses or CIDR ranges, e.g.
+    /// `127.0.0.1,10.0.0.0/8`.
+    #[arg(long, env = "AEZEN_WEBHOOK_ALLOW_HOSTS", value_delimiter = ',')]
+    pub webhook_allow_hosts: Vec<String>,
+
+    /// Hours a webhook endpoint is retried after its first failure before it is disabled.
+    #[arg(long, env = "AEZEN_WEBHOOK_RETRY_HOURS", default_value_t = 24)]
+    pub webhook_retry_hours: u64,
+
+    /// The first retry's delay after a failed webhook delivery, in ms (then doubling to an
+    /// hour). Lowered by tests.
+    #[arg(
+        long,
+        env = "AEZEN_WEBHOOK_FIRST_RETRY_MS",
+        default_value_t = 5_000,
+        hide = true
+    )]
+    pub webhook_first_retry_ms: u64,
+
+    /// Most events kept in a tenant's log for a webhook endpoint that has not received them
+    /// (beyond the retention limits); past it the oldest go, and the endpoint records the gap.
+    #[arg(long, env = "AEZEN_WEBHOOK_BACKLOG", default_value_t = 100_000)]
+    pub webhook_backlog: u64,
+
     /// Log line format: `text` (human-readable) or `json` (one JSON object per line, with the
     /// request id on every line logged while a request is handled).
     #[arg(long, env = "AEZEN_LOG_FORMAT", value_enum, default_value = "text")]

@@ -64,7 +64,7 @@ impl EventKind {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         [
             Self::IncomingMessage,
             Self::MessageSent,
@@ -319,6 +319,9 @@ fn variant_schema(kind: EventKind, payload: Payload) -> RefOr<Schema> {
 pub struct Retention {
     pub max_count: i64,
     pub max_age_ms: i64,
+    /// Events behind the newest kept for a webhook endpoint that still needs them, beyond
+    /// the two limits above (docs/WEBHOOKS.md).
+    pub webhook_backlog: i64,
 }
 
 impl Retention {
@@ -435,15 +438,19 @@ fn prune(
     // seq follows time, so both limits are a prefix of the log: delete below the higher of
     // the two boundaries, walking the primary key rather than scanning `created_at`. (If the
     // clock steps back, events written after the step can outlive the age limit a little:
-    // they wait behind older, still live ones.)
+    // they wait behind older, still live ones.) What a webhook endpoint has not received
+    // yet (after its cursor, or its replay's next event) stays, up to the backlog cap.
     conn.prepare_cached(
-        "DELETE FROM event WHERE seq < max(?1,
-             coalesce((SELECT seq FROM event WHERE created_at >= ?2 ORDER BY seq LIMIT 1), ?3))",
+        "DELETE FROM event WHERE seq < max(?4, min(
+             max(?1, coalesce((SELECT seq FROM event WHERE created_at >= ?2 ORDER BY seq LIMIT 1), ?3)),
+             coalesce((SELECT min(min(cursor + 1, coalesce(replay_next, cursor + 1)))
+                       FROM webhook_endpoint), ?3)))",
     )?
     .execute(params![
         newest - retention.max_count + 1,
         cutoff_ms,
-        newest + 1
+        newest + 1,
+        newest - retention.webhook_backlog + 1
     ])?;
     Ok(())
 }

@@ -33,6 +33,7 @@ pub mod state;
 pub(crate) mod tenancy;
 pub(crate) mod text;
 pub(crate) mod time;
+pub(crate) mod webhooks;
 pub mod whatsapp;
 
 pub use config::Config;

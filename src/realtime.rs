@@ -8,6 +8,9 @@
 //!
 //! The Socket.IO gateway (handshake, client events) is `http::socket`.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use rusqlite::Transaction;
 use socketioxide::SocketIo;
 use tokio::sync::mpsc;
@@ -92,6 +95,31 @@ async fn broadcast(io: &SocketIo, tenant: TenantId, events: &[Event]) {
     }
 }
 
+/// Wakes whoever waits on a tenant's new events (the webhook deliveries): a `watch` channel
+/// per tenant that has a subscriber, sent to after each commit that appended events.
+#[derive(Clone, Default)]
+pub struct CommitSignal(Arc<std::sync::RwLock<HashMap<TenantId, tokio::sync::watch::Sender<()>>>>);
+
+impl CommitSignal {
+    /// A receiver that sees each later commit of `tenant` (`changed()`).
+    pub fn subscribe(&self, tenant: TenantId) -> tokio::sync::watch::Receiver<()> {
+        let mut senders = self.0.write().unwrap_or_else(|e| e.into_inner());
+        senders.retain(|_, sender| sender.receiver_count() > 0);
+        senders
+            .entry(tenant)
+            .or_insert_with(|| tokio::sync::watch::channel(()).0)
+            .subscribe()
+    }
+
+    /// Tells `tenant`'s subscribers that something changed.
+    pub fn notify(&self, tenant: TenantId) {
+        let senders = self.0.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = senders.get(&tenant) {
+            sender.send_replace(());
+        }
+    }
+}
+
 /// The tenants' event logs as services write them: the tenant files, the broadcaster and the
 /// retention limits, built once at start-up.
 #[derive(Clone)]
@@ -99,6 +127,7 @@ pub struct TenantEvents {
     pub tenants: TenantPools,
     realtime: Realtime,
     retention: Retention,
+    committed: CommitSignal,
 }
 
 impl TenantEvents {
@@ -107,7 +136,13 @@ impl TenantEvents {
             tenants,
             realtime,
             retention,
+            committed: CommitSignal::default(),
         }
+    }
+
+    /// What each commit that appended events signals.
+    pub fn committed(&self) -> &CommitSignal {
+        &self.committed
     }
 
     pub fn retention(&self) -> Retention {
@@ -146,6 +181,7 @@ impl TenantEvents {
     {
         let retention = self.retention;
         let realtime = self.realtime.clone();
+        let signal = self.committed.clone();
         let (out, _) = db
             .write_then(
                 move |tx| {
@@ -154,8 +190,9 @@ impl TenantEvents {
                     Ok((out, Some(appended)))
                 },
                 move |(out, appended)| {
-                    if let Some(appended) = appended.take() {
+                    if let Some(appended) = appended.take().filter(|a| !a.is_empty()) {
                         realtime.queue(tenant, appended.into_events());
+                        signal.notify(tenant);
                     }
                     committed(out);
                 },

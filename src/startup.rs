@@ -31,6 +31,9 @@ use crate::ops::{Live, Operations, control};
 use crate::realtime::{Realtime, TenantEvents};
 use crate::state::{App, AppState};
 use crate::tenancy::{self, PoolSettings, TenantPools};
+use crate::webhooks::deliver::Webhooks;
+use crate::webhooks::guard::Guard;
+use crate::webhooks::store::RetryPolicy;
 use crate::whatsapp::real::{Network, RealWhatsApp};
 use crate::whatsapp::sessions::Sessions;
 use crate::whatsapp::simulated::Simulated;
@@ -128,6 +131,8 @@ impl Application {
         let control =
             control.map(|listener| tokio::spawn(control::serve(listener, state.ops.clone())));
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let webhooks = state.webhooks.clone();
+        tokio::spawn(async move { webhooks.start_recorded().await });
         let ingest = Ingest {
             events: state.events.clone(),
             sessions: state.sessions.clone(),
@@ -156,6 +161,7 @@ impl Application {
         state.whatsapp.shutdown().await;
         ingest.abort();
         state.outbox.shutdown();
+        state.webhooks.shutdown();
         if let Some(control) = control {
             control.abort();
             let _ = std::fs::remove_file(control::socket_path(&state.config.data_dir));
@@ -202,6 +208,7 @@ fn build_state(
         max_count: i64::try_from(config.event_retention_count).unwrap_or(i64::MAX),
         max_age_ms: i64::try_from(config.event_retention_hours.saturating_mul(3_600_000))
             .unwrap_or(i64::MAX),
+        webhook_backlog: i64::try_from(config.webhook_backlog).unwrap_or(i64::MAX),
     };
     let secret = token::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     let tokens = Tokens::new(&secret, config.token_ttl_hours);
@@ -232,9 +239,22 @@ fn build_state(
     let resume = outbox.downgrade();
     let snoozes = Snoozes::start(events.clone(), master.clone());
     let snoozed = snoozes.on_open();
+    let webhooks = Webhooks::new(
+        tenants.clone(),
+        master.clone(),
+        events.committed().clone(),
+        Guard::new(config.webhook_allow_http, &config.webhook_allow_hosts)?,
+        RetryPolicy {
+            first_ms: i64::try_from(config.webhook_first_retry_ms).unwrap_or(i64::MAX),
+            window_ms: i64::try_from(config.webhook_retry_hours.saturating_mul(3_600_000))
+                .unwrap_or(i64::MAX),
+        },
+    )?;
+    let delivering = webhooks.on_open();
     tenants.on_open(Box::new(move |tenant| {
         resume.resume(tenant);
         snoozed(tenant);
+        delivering(tenant);
     }));
     let sessions = Sessions::new(
         config.sessions_dir.clone(),
@@ -274,6 +294,7 @@ fn build_state(
         simulated,
         outbox,
         sessions,
+        webhooks,
     }))
 }
 

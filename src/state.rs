@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::ops::Operations;
 use crate::realtime::{Realtime, TenantEvents};
 use crate::tenancy::TenantPools;
+use crate::webhooks::deliver::Webhooks;
 use crate::whatsapp::WhatsApp;
 use crate::whatsapp::sessions::Sessions;
 use crate::whatsapp::simulated::Simulated;
@@ -45,6 +46,8 @@ pub struct App {
     pub sessions: Sessions,
     /// Backup, restore, export, import, delete (the control socket and `/api/tenant/*`).
     pub ops: Operations,
+    /// Webhook endpoints' deliveries (docs/WEBHOOKS.md).
+    pub webhooks: Webhooks,
 }
 
 impl AppState {

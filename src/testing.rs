@@ -53,6 +53,7 @@ impl World {
         let retention = Retention {
             max_count: 10_000,
             max_age_ms: 3_600_000,
+            webhook_backlog: 100_000,
         };
         let events = TenantEvents::new(tenants.clone(), Realtime::new(io), retention);
         Self {

@@ -3,6 +3,7 @@
 //! built on it (`CurrentUser`, `TenantScope`) are in `http::extract`.
 
 pub mod cache;
+pub mod keys;
 pub mod password;
 pub mod rate_limit;
 pub mod signup;
@@ -19,11 +20,15 @@ pub use users::User;
 use cache::UserCache;
 use token::Tokens;
 
-/// The authenticated caller.
+/// The authenticated caller: a member signed in, or an API key (docs/WEBHOOKS.md).
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
+    /// For a key: the key as a user of its tenant (its id, its name, the admin role; what it
+    /// may reach is bounded by its scopes, checked per operation before any handler runs).
     pub user: User,
     pub token_version: i64,
+    /// The scopes of the API key this request came with; `None` for a member's token.
+    pub key_scopes: Option<Vec<keys::Scope>>,
 }
 
 impl CurrentUser {
@@ -85,6 +90,38 @@ impl Authenticator {
         Ok(CurrentUser {
             user: record.user.clone(),
             token_version: record.token_version,
+            key_scopes: None,
+        })
+    }
+
+    /// The caller an API key stands for, if it is a current key (looked up on every request,
+    /// so a revoked key is refused at once). Its use is noted in the background.
+    pub async fn authenticate_key(&self, key: &str) -> Result<CurrentUser, ApiError> {
+        let key = key.to_owned();
+        let (holder, stale) = self
+            .master
+            .run(move |conn| Ok(keys::verify(conn, &key)?))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid, expired or revoked API key"))?;
+        if stale {
+            let (master, id) = (self.master.clone(), holder.id);
+            tokio::spawn(async move {
+                if let Err(err) = master.write(move |tx| Ok(keys::touch(tx, id)?)).await {
+                    tracing::warn!(key = %id, error = %err, "API key's last use not recorded");
+                }
+            });
+        }
+        Ok(CurrentUser {
+            user: User {
+                id: UserId(holder.id),
+                email: String::new(),
+                name: holder.name,
+                role: users::Role::Admin,
+                tenant_id: holder.tenant_id,
+                created_at: holder.created_at,
+            },
+            token_version: 0,
+            key_scopes: Some(holder.scopes),
         })
     }
 

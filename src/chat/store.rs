@@ -198,7 +198,11 @@ impl ListFilter {
         if self.label.is_some() {
             (LABELLED_FROM, "cl.activity_at", "cl.conversation_id")
         } else {
-            (CONVERSATION_FROM, "conversation.activity_at", "conversation.id")
+            (
+                CONVERSATION_FROM,
+                "conversation.activity_at",
+                "conversation.id",
+            )
         }
     }
 
@@ -231,7 +235,10 @@ impl ListFilter {
                 .iter()
                 .map(|s| format!("'{}'", s.as_str()))
                 .collect();
-            sql.push_str(&format!(" AND {walk}{table}.status IN ({})", words.join(", ")));
+            sql.push_str(&format!(
+                " AND {walk}{table}.status IN ({})",
+                words.join(", ")
+            ));
         }
         match self.assignee {
             AssigneeFilter::All => {}

@@ -115,7 +115,7 @@ fn known_label(conn: &rusqlite::Connection, label: Option<Uuid>) -> Result<(), A
 /// moves to the top; the client learns of it from `conversation_updated`/`incoming_message`
 /// (live or via `/api/events`), not from a later page.
 #[utoipa::path(get, path = "/api/conversations", tag = "conversations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = ["conversations:read"])),
     params(ConversationQuery),
     responses(
         (status = 200, body = Page<Conversation>),
@@ -185,7 +185,7 @@ pub struct CountsQuery {
 /// The tabs' numbers without loading lists: conversations per status (under the assignee
 /// and label filters) and per assignee filter (under the status and label filters).
 #[utoipa::path(get, path = "/api/conversations/counts", tag = "conversations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = ["conversations:read"])),
     params(CountsQuery),
     responses(
         (status = 200, body = ConversationCounts),
@@ -225,7 +225,7 @@ pub struct CreateConversation {
 
 /// Opens the conversation with a number: 201 when new, 200 with the existing one.
 #[utoipa::path(post, path = "/api/conversations", tag = "conversations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = ["messages:send"])),
     request_body = CreateConversation,
     responses(
         (status = 201, description = "created", body = Conversation),
@@ -259,7 +259,7 @@ async fn create_conversation(
 
 /// One conversation.
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "conversations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = ["conversations:read"])),
     params(("id" = Uuid, Path, description = "conversation id")),
     responses(
         (status = 200, body = Conversation),
@@ -335,7 +335,7 @@ pub struct MessageQuery {
 
 /// A conversation's messages, newest first, keyset-paginated (new messages never shift pages).
 #[utoipa::path(get, path = "/api/conversations/{id}/messages", tag = "conversations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = ["conversations:read"])),
     params(("id" = Uuid, Path, description = "conversation id"), MessageQuery),
     responses(
         (status = 200, body = Page<Message>),
@@ -377,7 +377,7 @@ pub struct SendRequest {
 /// Sends a text: stored as `pending` and acknowledged (201), then handed to WhatsApp by the
 /// tenant's outbox; `message_status` events follow (`sent`, `delivered`, `read` or `failed`).
 #[utoipa::path(post, path = "/api/conversations/{id}/send", tag = "conversations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = ["messages:send"])),
     params(("id" = Uuid, Path, description = "conversation id")),
     request_body = SendRequest,
     responses(

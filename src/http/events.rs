@@ -43,7 +43,7 @@ pub struct EventPage {
 /// The tenant's event log after `after`: what a reconnecting client missed (the team's
 /// events and the caller's own, such as their mentions).
 #[utoipa::path(get, path = "/api/events", tag = "events",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = ["conversations:read"])),
     params(EventQuery),
     responses(
         (status = 200, body = EventPage),

@@ -4,11 +4,13 @@
 //! A handler that takes [`TenantScope`] gets the pool of the caller's own tenant and no
 //! other: there is no way to name another tenant's database from a request.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 pub use crate::auth::CurrentUser;
+use crate::auth::keys::KEY_PREFIX;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::tenancy::TenantDb;
@@ -28,7 +30,33 @@ impl FromRequestParts<AppState> for CurrentUser {
             .ok_or_else(|| {
                 ApiError::unauthorized("missing bearer token in Authorization header")
             })?;
-        state.auth.authenticate(token.trim()).await
+        let token = token.trim();
+        if !token.starts_with(KEY_PREFIX) {
+            return state.auth.authenticate(token).await;
+        }
+        // An API key: valid, then allowed this operation by its scopes (the table is the
+        // OpenAPI document's `apiKey` requirements, docs/WEBHOOKS.md).
+        let caller = state.auth.authenticate_key(token).await?;
+        let path = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let needed = path.and_then(|path| super::openapi::key_scope(&parts.method, path));
+        let Some(needed) = needed else {
+            return Err(ApiError::forbidden("API keys cannot use this operation"));
+        };
+        if !caller
+            .key_scopes
+            .as_ref()
+            .is_some_and(|s| s.contains(&needed))
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "missing_scope",
+                format!("this API key lacks the scope `{}`", needed.as_str()),
+            ));
+        }
+        Ok(caller)
     }
 }
 

@@ -45,7 +45,7 @@ pub struct UpdateLabel {
 
 /// The tenant's labels, by name.
 #[utoipa::path(get, path = "/api/labels", tag = "workflow",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = ["conversations:read"])),
     responses(
         (status = 200, body = Page<Label>),
         (status = 401, body = ErrorBody),

@@ -2,6 +2,7 @@
 //! and errors, paging, the OpenAPI document, and the Socket.IO gateway beside them. The
 //! handlers parse and answer; what they do is in the services ([`crate::state::App`]).
 
+pub mod api_keys;
 pub mod auth;
 pub mod chat;
 pub mod events;
@@ -18,6 +19,7 @@ pub mod socket;
 pub mod team;
 pub mod tenant;
 pub mod web;
+pub mod webhooks;
 pub mod whatsapp;
 pub mod workflow;
 
@@ -60,6 +62,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(ops::router())
         .merge(tenant::router())
         .merge(tenant::delete_router())
+        .merge(api_keys::router())
+        .merge(webhooks::router())
 }
 
 /// The whole HTTP surface (the Socket.IO layer is added by start-up).

@@ -32,7 +32,75 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("aez_…")
+                    .description(Some(
+                        "A tenant's API key (`POST /api/api-keys`), sent as `Authorization: \
+                         Bearer aez_…`. The roles listed on an operation's `apiKey` \
+                         requirement are the one scope it needs; an operation without an \
+                         `apiKey` requirement refuses keys (403).",
+                    ))
+                    .build(),
+            ),
+        );
     }
+}
+
+/// The scope an API key needs for the operation `method path` (an axum route template), as
+/// the document's `apiKey` security requirements say; `None`: keys may not use it. Read
+/// from the document itself, so the document and the check cannot disagree.
+pub fn key_scope(method: &axum::http::Method, path: &str) -> Option<crate::auth::keys::Scope> {
+    use std::collections::HashMap;
+    use std::sync::LazyLock;
+
+    use crate::auth::keys::Scope;
+    static TABLE: LazyLock<HashMap<(String, String), Scope>> = LazyLock::new(|| {
+        let doc = openapi();
+        let mut table = HashMap::new();
+        for (path, item) in &doc.paths.paths {
+            let operations = [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+                ("DELETE", &item.delete),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let scope = required_key_scopes(operation).into_iter().next();
+                if let Some(scope) = scope {
+                    table.insert((method.to_owned(), path.clone()), scope);
+                }
+            }
+        }
+        table
+    });
+    TABLE
+        .get(&(method.as_str().to_owned(), path.to_owned()))
+        .copied()
+}
+
+/// The scopes an operation's `apiKey` requirement names (serialized, as the document has
+/// them: utoipa keeps a requirement's scopes private).
+fn required_key_scopes(
+    operation: &utoipa::openapi::path::Operation,
+) -> Vec<crate::auth::keys::Scope> {
+    let Ok(security) = serde_json::to_value(&operation.security) else {
+        return Vec::new();
+    };
+    security
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|requirement| requirement.get("apiKey"))
+        .filter_map(|scopes| scopes.as_array())
+        .flatten()
+        .filter_map(|scope| scope.as_str().and_then(crate::auth::keys::Scope::parse))
+        .collect()
 }
 
 /// The OpenAPI document of every route, as built from the handlers' annotations, with the
@@ -103,6 +171,12 @@ const OPENS_TENANT_FILE: &[&str] = &[
     "/api/notifications",
     "/api/notifications/read",
     "/api/events",
+    "/api/webhooks",
+    "/api/webhooks/{id}",
+    "/api/webhooks/{id}/rotate-secret",
+    "/api/webhooks/{id}/deliveries",
+    "/api/webhooks/{id}/replay",
+    "/api/webhooks/{id}/test",
     "/api/integrations/whatsapp/send",
     "/api/integrations/whatsapp/simulate/incoming",
     "/api/integrations/whatsapp/simulate/receipt",
@@ -168,6 +242,14 @@ fn add_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
             }
             if operation.security.is_some() {
                 errors.push(("401", "missing, invalid, expired or revoked token"));
+                errors.push(if required_key_scopes(operation).is_empty() {
+                    ("403", "`forbidden`: API keys cannot use this operation")
+                } else {
+                    (
+                        "403",
+                        "`missing_scope`: the API key lacks the scope this operation needs",
+                    )
+                });
             }
             if opens_tenant_file {
                 errors.push((

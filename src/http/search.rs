@@ -39,7 +39,7 @@ pub struct SearchQuery {
 /// Messages and notes of the tenant that match `q`, newest first, keyset-paginated; each
 /// with its conversation and its text split at the matches.
 #[utoipa::path(get, path = "/api/search", tag = "workflow",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = ["conversations:read"])),
     params(SearchQuery),
     responses(
         (status = 200, body = Page<SearchHit>),

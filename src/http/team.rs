@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The caller's team.
 #[utoipa::path(get, path = "/api/team", tag = "team",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = ["team:read"])),
     responses(
         (status = 200, body = Page<User>),
         (status = 401, description = "missing, invalid, expired or revoked token", body = ErrorBody),

@@ -15,5 +15,6 @@ mod sockets;
 mod team;
 mod tenancy;
 mod web;
+mod webhooks;
 mod whatsapp;
 mod workflow;

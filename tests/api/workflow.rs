@@ -447,40 +447,56 @@ async fn a_label_filter_follows_status_assignment_and_new_messages() {
     let agent_id = agent.user_id.clone();
     let labelled = |query: &str| format!("label={label}&{query}");
 
-    assert_eq!(listed(&app, &owner, &labelled("")).await, [newer.clone(), older.clone()]);
+    assert_eq!(
+        listed(&app, &owner, &labelled("")).await,
+        [newer.as_str(), older.as_str()]
+    );
     assert_eq!(
         listed(&app, &owner, &labelled("status=open&assignee=unassigned")).await,
-        [newer.clone(), older.clone()]
+        [newer.as_str(), older.as_str()]
     );
     // Assignment: the exact index (one status, one assignee) and the walk both follow.
     let (status, body) = assign(&app, &owner, &older, json!(agent_id)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
-        listed(&app, &owner, &labelled(&format!("status=open&assignee={agent_id}"))).await,
-        [older.clone()]
+        listed(
+            &app,
+            &owner,
+            &labelled(&format!("status=open&assignee={agent_id}"))
+        )
+        .await,
+        [older.as_str()]
     );
     assert_eq!(
         listed(&app, &owner, &labelled("status=open&assignee=unassigned")).await,
-        [newer.clone()]
+        [newer.as_str()]
     );
     assert_eq!(
         listed(&app, &owner, &labelled(&format!("assignee={agent_id}"))).await,
-        [older.clone()]
+        [older.as_str()]
     );
     // Status: resolving leaves the open tab and enters the resolved one; counts follow.
     let (status, body) = set_status(&app, &owner, &newer, json!({"status": "resolved"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(listed(&app, &owner, &labelled("")).await, [older.clone()]);
+    assert_eq!(listed(&app, &owner, &labelled("")).await, [older.as_str()]);
     assert_eq!(
-        listed(&app, &owner, &labelled("status=resolved&assignee=unassigned")).await,
-        [newer.clone()]
+        listed(
+            &app,
+            &owner,
+            &labelled("status=resolved&assignee=unassigned")
+        )
+        .await,
+        [newer.as_str()]
     );
     let tabs = counts(&app, &owner, &format!("label={label}")).await;
     assert_eq!(tabs["status"]["open"], 1, "{tabs}");
     assert_eq!(tabs["status"]["resolved"], 1, "{tabs}");
     // A new message reopens and moves to the top; pages of one follow the new order.
     incoming(&app, &owner, "+6281200000022", "back again").await;
-    assert_eq!(listed(&app, &owner, &labelled("")).await, [newer.clone(), older.clone()]);
+    assert_eq!(
+        listed(&app, &owner, &labelled("")).await,
+        [newer.as_str(), older.as_str()]
+    );
     let (status, first) = app
         .get(
             &format!("/api/conversations?{}", labelled("limit=1")),
@@ -493,10 +509,7 @@ async fn a_label_filter_follows_status_assignment_and_new_messages() {
     incoming(&app, &owner, "+6281200000021", "moved after the first page").await;
     let (status, second) = app
         .get(
-            &format!(
-                "/api/conversations?{}&cursor={cursor}",
-                labelled("limit=1")
-            ),
+            &format!("/api/conversations?{}&cursor={cursor}", labelled("limit=1")),
             &owner.token,
         )
         .await;
