@@ -530,6 +530,52 @@ mod tests {
     use super::*;
     use crate::whatsapp::SessionState;
 
+    /// Appends `n` events with `retention`; the seqs the log keeps.
+    fn kept_after(conn: &Connection, n: usize, retention: Retention) -> Vec<i64> {
+        for _ in 0..n {
+            append(
+                conn,
+                EventKind::ConversationUpdated,
+                EventData::default(),
+                None,
+                retention,
+            )
+            .unwrap();
+        }
+        conn.prepare("SELECT seq FROM event ORDER BY seq")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn what_a_webhook_endpoint_has_not_received_outlives_the_count_limit_up_to_the_backlog() {
+        let retention = Retention {
+            max_count: 10,
+            max_age_ms: i64::MAX / 2,
+            webhook_backlog: 600,
+        };
+        // No endpoint: the count limit alone (pruned every PRUNE_EVERY appends).
+        let conn = crate::testing::tenant_memory_db();
+        let kept = kept_after(&conn, 512, retention);
+        assert_eq!(kept.first(), Some(&503), "{kept:?}");
+        // An endpoint that acknowledged seq 100: everything after it stays.
+        let conn = crate::testing::tenant_memory_db();
+        conn.execute(
+            "INSERT INTO webhook_endpoint (id, url, events, secret, cursor, created_at)
+             VALUES ('e', 'https://example.com', '*', 'whsec_x', 100, 0)",
+            [],
+        )
+        .unwrap();
+        let kept = kept_after(&conn, 512, retention);
+        assert_eq!(kept.first(), Some(&101), "{kept:?}");
+        // Past the backlog cap the oldest go anyway.
+        let kept = kept_after(&conn, 512, retention);
+        assert_eq!(kept.first(), Some(&(1024 - 600 + 1)), "{kept:?}");
+    }
+
     fn roundtrip(kind: EventKind, data: EventData) {
         let json = serde_json::to_string(&data).unwrap();
         let back = EventData::from_stored(kind, &json).unwrap();
