@@ -57,6 +57,8 @@ struct Inner {
 struct Running {
     tasks: HashMap<Uuid, Option<tokio::task::AbortHandle>>,
     closed: bool,
+    /// Tenants the registry is known to mark as having endpoints.
+    marked: std::collections::HashSet<TenantId>,
 }
 
 impl Inner {
@@ -111,6 +113,7 @@ impl Webhooks {
             .await;
         match tenants {
             Ok(tenants) => {
+                self.0.running().marked.extend(tenants.iter().copied());
                 for tenant in tenants {
                     self.ensure_soon(tenant);
                 }
@@ -143,6 +146,13 @@ impl Webhooks {
     pub async fn ensure(&self, tenant: TenantId) -> Result<(), ApiError> {
         let db = self.0.tenants.get(tenant).await?;
         let enabled = db.run(|conn| Ok(store::enabled(conn)?)).await?;
+        // A file that came with endpoints (restored, imported): marked, so they start with
+        // the server after a restart.
+        let unmarked = !enabled.is_empty() && self.0.running().marked.insert(tenant);
+        if unmarked && let Err(err) = self.mark(tenant, true).await {
+            self.0.running().marked.remove(&tenant);
+            return Err(err);
+        }
         for id in enabled {
             let mut running = self.0.running();
             if running.closed || running.tasks.contains_key(&id) {
@@ -168,6 +178,14 @@ impl Webhooks {
 
     /// Records in the registry whether `tenant` has endpoints.
     pub async fn mark(&self, tenant: TenantId, has_endpoints: bool) -> Result<(), ApiError> {
+        {
+            let mut running = self.0.running();
+            if has_endpoints {
+                running.marked.insert(tenant);
+            } else {
+                running.marked.remove(&tenant);
+            }
+        }
         self.0
             .master
             .write(move |tx| {
