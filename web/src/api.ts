@@ -289,10 +289,11 @@ export const api = {
       `/api/webhooks/${encodeURIComponent(id)}/rotate-secret`,
       { overlapSeconds },
     ),
-  webhookDeliveries: (id: string, before?: string | null) =>
+  /** Newest first; `cursor` is the previous page's `nextCursor`. */
+  webhookDeliveries: (id: string, cursor?: string | null) =>
     request<Page<Delivery>>(
       "GET",
-      `/api/webhooks/${encodeURIComponent(id)}/deliveries${qs({ limit: 50, before })}`,
+      `/api/webhooks/${encodeURIComponent(id)}/deliveries${qs({ limit: 50, cursor })}`,
     ),
   replayWebhook: (id: string, b: { fromSeq: number; toSeq?: number }) =>
     request<{ fromSeq: number; toSeq: number } | undefined>(

@@ -223,11 +223,15 @@ export interface Webhook {
   /** `["*"]` for every event, else a list of event names. */
   events: string[];
   enabled: boolean;
-  description: string | null;
+  /** Empty when none was given. */
+  description: string;
   state: WebhookState;
   disabledReason: string | null;
-  /** The seq of the last event the endpoint acknowledged. */
-  cursor: number | null;
+  /**
+   * The seq of the last event the endpoint acknowledged (or skipped as not wanted); it starts
+   * at the newest event when the endpoint is made (0 in an empty log).
+   */
+  cursor: number;
   failingSince: string | null;
   nextAttemptAt: string | null;
   /** Until then deliveries are signed with the previous secret too. */
@@ -236,7 +240,8 @@ export interface Webhook {
 }
 
 export interface Delivery {
-  id: string;
+  /** A number (the log's row id). */
+  id: number | string;
   /** Null for a test delivery (not in the event log). */
   seq: number | null;
   eventType: string;

@@ -412,9 +412,7 @@ function WebhookItem(props: {
         </div>
         <div>
           <dt>Cursor</dt>
-          <dd data-cursor={h.cursor ?? ""}>
-            {h.cursor === null || h.cursor === undefined ? "No event yet" : `event ${h.cursor}`}
-          </dd>
+          <dd data-cursor={h.cursor ?? ""}>{h.cursor ? `event ${h.cursor}` : "No event yet"}</dd>
         </div>
         {h.state === "failing" && (
           <>
@@ -634,12 +632,12 @@ function DeliveryLog(props: { id: string; hook: Webhook; version: number; onRefr
   const [loading, setLoading] = useState(false);
   const [refreshed, setRefreshed] = useState(0);
 
-  async function load(before: string | null) {
+  async function load(cursor: string | null) {
     setLoading(true);
     setError(null);
     try {
-      const page = await api.webhookDeliveries(props.hook.id, before);
-      setItems((cur) => (before ? [...(cur ?? []), ...page.items] : page.items));
+      const page = await api.webhookDeliveries(props.hook.id, cursor);
+      setItems((cur) => (cursor ? [...(cur ?? []), ...page.items] : page.items));
       setNext(page.nextCursor);
     } catch (e) {
       setError((e as Error).message);
