@@ -66,6 +66,7 @@ pub struct Metrics {
     pub connections_refused: Counter,
     http_requests: Family<RequestLabels, Counter>,
     http_durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    webhook_deliveries: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -82,6 +83,10 @@ impl Metrics {
         let connections_open = Gauge::default();
         let connections_refused = Counter::default();
         let http_requests = Family::default();
+        let webhook_deliveries = Family::<OutcomeLabel, Counter>::default();
+        for outcome in ["delivered", "failed"] {
+            drop(webhook_deliveries.get_or_create(&OutcomeLabel { outcome }));
+        }
         let http_durations: Family<RouteLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS));
         registry.register(
@@ -143,6 +148,13 @@ impl Metrics {
             tenant_migrations.clone(),
         );
         registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts, by outcome: delivered (the endpoint answered 2xx) or \
+             failed (anything else: an error status, a timeout, a refused address); tests \
+             included",
+            webhook_deliveries.clone(),
+        );
+        registry.register(
             "auth_rate_limited",
             "Login or sign-up attempts refused by the rate limiter",
             rate_limited.clone(),
@@ -161,7 +173,16 @@ impl Metrics {
             connections_refused,
             http_requests,
             http_durations,
+            webhook_deliveries,
         }
+    }
+
+    /// Counts one webhook delivery attempt.
+    pub fn webhook_delivery(&self, delivered: bool) {
+        let outcome = if delivered { "delivered" } else { "failed" };
+        self.webhook_deliveries
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     /// Counts one answered HTTP request and its latency. `route` is the template the router

@@ -249,6 +249,7 @@ fn build_state(
             window_ms: i64::try_from(config.webhook_retry_hours.saturating_mul(3_600_000))
                 .unwrap_or(i64::MAX),
         },
+        metrics.clone(),
     )?;
     let delivering = webhooks.on_open();
     tenants.on_open(Box::new(move |tenant| {

@@ -24,6 +24,7 @@ use super::store::{self, Outcome, Pending, RetryPolicy, Secrets, Work};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::ids::TenantId;
+use crate::metrics::Metrics;
 use crate::realtime::CommitSignal;
 use crate::tenancy::TenantPools;
 
@@ -48,6 +49,7 @@ struct Inner {
     client: reqwest::Client,
     guard: Arc<Guard>,
     retry: RetryPolicy,
+    metrics: Metrics,
     /// Endpoints with a running task, and whether new tasks may start (not after
     /// [`Webhooks::shutdown`]).
     running: Mutex<Running>,
@@ -74,6 +76,7 @@ impl Webhooks {
         signal: CommitSignal,
         guard: Guard,
         retry: RetryPolicy,
+        metrics: Metrics,
     ) -> anyhow::Result<Self> {
         let guard = Arc::new(guard);
         let client = reqwest::Client::builder()
@@ -91,6 +94,7 @@ impl Webhooks {
             client,
             guard,
             retry,
+            metrics,
             running: Mutex::new(Running::default()),
         })))
     }
@@ -306,10 +310,13 @@ impl Inner {
     /// One signed POST; never an error, always an outcome to log.
     async fn post(&self, url: &str, id: &str, body: &[u8], secrets: &Secrets) -> Outcome {
         let started = Instant::now();
-        let failed = |error: String| Outcome {
-            latency_ms: elapsed_ms(started),
-            error: Some(error),
-            ..Outcome::default()
+        let failed = |error: String| {
+            self.metrics.webhook_delivery(false);
+            Outcome {
+                latency_ms: elapsed_ms(started),
+                error: Some(error),
+                ..Outcome::default()
+            }
         };
         // Address literals bypass the resolver: check them here, at every delivery.
         if let Err(refused) = self.guard.check_url(url) {
@@ -350,6 +357,7 @@ impl Inner {
         } else {
             None
         };
+        self.metrics.webhook_delivery(error.is_none());
         Outcome {
             status_code: Some(status.as_u16()),
             latency_ms: elapsed_ms(started),

@@ -351,6 +351,16 @@ async fn replay_resends_a_range_and_a_rotated_secret_signs_beside_the_old_one() 
     assert_eq!(test["statusCode"], 200, "{test}");
     assert_eq!(test["eventType"], "webhook.test");
     let got = receiver.wait("the test event", |got| got.len() == 8).await;
+    assert_eq!(
+        app.metric("aezen_webhook_deliveries_total{outcome=\"delivered\"}")
+            .await,
+        8
+    );
+    assert_eq!(
+        app.metric("aezen_webhook_deliveries_total{outcome=\"failed\"}")
+            .await,
+        0
+    );
     assert_eq!(got[7]["body"]["type"], "webhook.test");
     assert_eq!(got[7]["verified"], json!([true, false]));
 
