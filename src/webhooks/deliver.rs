@@ -7,8 +7,9 @@
 //! wait on its [`CommitSignal`], which each commit that appends events sends to.
 //!
 //! The tasks start with the server for the tenants the registry marks as having endpoints
-//! (`tenant.webhooks`), and whenever a tenant's file is opened (a restored or imported file
-//! brings its endpoints along).
+//! (`tenant.webhooks`), and the first time a tenant's file is opened in the process (a
+//! restored or imported file brings its endpoints along); later opens of the same tenant
+//! cost nothing here, since the tasks outlive the tenant's pool.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -61,6 +62,10 @@ struct Running {
     closed: bool,
     /// Tenants the registry is known to mark as having endpoints.
     marked: std::collections::HashSet<TenantId>,
+    /// Tenants whose file was opened in this process: the first open looks for endpoints,
+    /// later ones (a pool leaving the cache and coming back) need not, since the tasks live
+    /// on without the pool.
+    opened: std::collections::HashSet<TenantId>,
 }
 
 impl Inner {
@@ -130,7 +135,8 @@ impl Webhooks {
     pub fn on_open(&self) -> impl Fn(TenantId) + Send + Sync + 'static {
         let inner: Weak<Inner> = Arc::downgrade(&self.0);
         move |tenant| {
-            if let Some(inner) = inner.upgrade() {
+            let Some(inner) = inner.upgrade() else { return };
+            if inner.running().opened.insert(tenant) {
                 Webhooks(inner).ensure_soon(tenant);
             }
         }
@@ -245,6 +251,10 @@ impl Inner {
                 Err(err) => {
                     tracing::warn!(tenant = %tenant, webhook = %id, error = %err,
                         "webhook delivery stopped: the tenant's file is unavailable");
+                    // A file that comes back (restored, imported) is looked at again.
+                    let mut running = self.running();
+                    running.opened.remove(&tenant);
+                    running.tasks.remove(&id);
                     break;
                 }
             };
