@@ -281,6 +281,30 @@ pub struct ApiPath<T>(pub T);
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// An integer field that also takes a JSON number with a zero fraction (`86400.0`), as JSON
+/// Schema's `integer` does; serde's own integers refuse it. `#[serde(default, deserialize_with
+/// = "integer")]` on an `Option<i64>`.
+pub fn integer<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let Some(number) =
+        <Option<serde_json::Number> as serde::Deserialize>::deserialize(deserializer)?
+    else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        _ => Err(D::Error::custom(format!(
+            "{number} is not an integer in range"
+        ))),
+    }
+}
+
 /// For a field that may be null but must be there: present (`Some`, null or not) or absent
 /// (`None`, with `#[serde(default)]`).
 pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>

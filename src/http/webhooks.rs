@@ -69,16 +69,19 @@ pub struct WebhookWithSecret {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RotateSecret {
     /// Seconds the old secret keeps signing beside the new one (default 86,400; 0–604,800).
-    #[schema(minimum = 0, maximum = 604800)]
-    pub overlap_seconds: Option<u64>,
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 604800)]
+    #[serde(default, deserialize_with = "super::json::integer")]
+    pub overlap_seconds: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Replay {
     /// The first event to send again (its seq); within the log.
+    #[serde(deserialize_with = "required_integer")]
     pub from_seq: i64,
     /// The last (default: the newest event).
+    #[serde(default, deserialize_with = "super::json::integer")]
     pub to_seq: Option<i64>,
 }
 
@@ -90,6 +93,11 @@ pub struct DeliveryQuery {
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<i64>,
+}
+
+fn required_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    super::json::integer(deserializer)?.ok_or_else(|| D::Error::custom("must be an integer"))
 }
 
 /// Who may manage webhooks: owners, admins, and keys with `webhooks:manage` (checked
@@ -329,12 +337,17 @@ async fn rotate_secret(
     ApiJson(req): ApiJson<RotateSecret>,
 ) -> ApiResult<ApiJson<WebhookWithSecret>> {
     require(&scope)?;
-    let overlap = req.overlap_seconds.unwrap_or(DEFAULT_OVERLAP_SECS);
-    if overlap > MAX_OVERLAP_SECS {
-        return Err(ApiError::validation(format!(
-            "overlapSeconds must be at most {MAX_OVERLAP_SECS}"
-        )));
-    }
+    let overlap = match req.overlap_seconds {
+        None => DEFAULT_OVERLAP_SECS,
+        Some(secs) => u64::try_from(secs)
+            .ok()
+            .filter(|&secs| secs <= MAX_OVERLAP_SECS)
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "overlapSeconds must be between 0 and {MAX_OVERLAP_SECS}"
+                ))
+            })?,
+    };
     let secret = new_secret();
     let shown = secret.clone();
     let until = Utc::now().timestamp_millis() + i64::try_from(overlap * 1000).unwrap_or(0);

@@ -725,3 +725,44 @@ async fn every_operation_says_which_scope_a_key_needs() {
     assert_eq!(scope_of("/api/team", "post"), None);
     assert!(doc["components"]["securitySchemes"]["apiKey"].is_object());
 }
+
+#[tokio::test]
+async fn whole_numbers_are_taken_as_json_schema_integers_and_out_of_range_ones_refused() {
+    let app = spawn_app().await;
+    let owner = app.register("Numbers Co").await;
+    // `.invalid` never resolves: accepted (it may later), never delivered to.
+    let (status, body) = app
+        .post(
+            "/api/webhooks",
+            Some(&owner.token),
+            json!({"url": "https://hooks.example.invalid/x", "events": ["mention"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["webhook"]["id"].as_str().unwrap();
+    let rotate = format!("/api/webhooks/{id}/rotate-secret");
+    let (status, body) = app
+        .post(
+            &rotate,
+            Some(&owner.token),
+            json!({"overlapSeconds": 3600.0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for bad in [json!(-1), json!(604_801), json!(1.5)] {
+        let (status, body) = app
+            .post(&rotate, Some(&owner.token), json!({"overlapSeconds": bad}))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert!(body.to_string().contains("overlapSeconds"), "{body}");
+    }
+    let answer = app
+        .post(
+            &format!("/api/webhooks/{id}/replay"),
+            Some(&owner.token),
+            json!({"fromSeq": 1.5}),
+        )
+        .await;
+    assert_eq!(answer.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.1);
+    assert!(answer.1.to_string().contains("fromSeq"), "{}", answer.1);
+}
