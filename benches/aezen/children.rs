@@ -69,6 +69,18 @@ pub(crate) struct Proc {
 
 impl Proc {
     pub(crate) fn spawn(args: &[&str], dir: &Path, name: &str) -> anyhow::Result<Self> {
+        Self::spawn_with_env(args, &[], dir, name)
+    }
+
+    /// As [`Proc::spawn`], with `env` added to the child's environment (a server child reads
+    /// its `AEZEN_*` settings from there: `Config::for_data_root` parses no flags but the
+    /// environment).
+    pub(crate) fn spawn_with_env(
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: &Path,
+        name: &str,
+    ) -> anyhow::Result<Self> {
         let port_file = dir.join(format!("{name}.port"));
         let log = dir.join(format!("{name}.log"));
         let _ = std::fs::remove_file(&port_file);
@@ -94,6 +106,7 @@ impl Proc {
             command.env(name, value);
         }
         let child = command
+            .envs(env.iter().copied())
             .args(&full)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -6,7 +6,7 @@
 //! ```sh
 //! cargo bench --bench aezen -- --quick   # < 2 min on 2 cores, every row at reduced counts
 //! cargo bench --bench aezen              # full counts (10,000 tenants, 1,000 sockets)
-//! cargo bench --bench aezen -- --rows 1,5  # only some rows, of 1-14 (their set-up runs as needed)
+//! cargo bench --bench aezen -- --rows 1,5  # only some rows, of 1-15 (their set-up runs as needed)
 //! AEZEN_BENCH_PERF=/tmp/perf cargo bench --bench aezen -- --quick --rows 1,2,5
 //!                     # plus a 5 s `perf record` pass of the server after rows 1, 2 and 5
 //! AEZEN_BENCH_KEEP=1 cargo bench --bench aezen -- --rows 6
@@ -33,7 +33,11 @@
 //! server's RSS every 25 ms. Rows 13 and 14 serve one tenant of 1,000,000 messages in 50,000
 //! conversations (100,000 in 5,000 with `--quick`), written straight into its file: full-text
 //! search for words of different frequencies, and the conversation list with status +
-//! assignee + label filters against the unfiltered list.
+//! assignee + label filters against the unfiltered list. Row 15 delivers webhooks to a
+//! receiver child (`--webhook-receiver <port-file> <max-records>`, this binary again: answers
+//! every POST 200 at once and records what arrived): a backlog of 5,000 events to one endpoint
+//! (1,000 with `--quick`), backlogs of 200 to each of 100 endpoints of 100 tenants (100 to 20),
+//! and events at a steady 100/s for 10 s (5 s) for the commit → delivery latency.
 //! Only 127.0.0.1 is ever contacted; every loop is bounded in count and time.
 //!
 //! The files of `benches/aezen/`: this one parses the command line and runs the rows in
@@ -69,6 +73,7 @@ use crate::rows::logins::login_memory_row;
 use crate::rows::many_tenants::many_tenant_rows;
 use crate::rows::operations::{backup_row, export_row};
 use crate::rows::real_clients::{real_client_memory_row, real_clients};
+use crate::rows::webhooks::{webhook_receiver, webhook_rows};
 use crate::rows::workflow::workflow_rows;
 
 /// The allocator the `aezen` binary uses (src/main.rs), so the server children run on it too.
@@ -80,6 +85,7 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("--serve") => serve(&args[1..]),
         Some("--bare") => child_runtime()?.block_on(bare(&args[1..])),
+        Some("--webhook-receiver") => webhook_receiver(&args[1..]),
         Some("--real-clients") => {
             let [dir, n] = &args[1..] else {
                 bail!("--real-clients <sessions-dir> <n>");
@@ -142,10 +148,10 @@ impl Options {
                     i += 1;
                     let list = args
                         .get(i)
-                        .context("--rows needs a list (of 1-14), e.g. 1,5")?;
+                        .context("--rows needs a list (of 1-15), e.g. 1,5")?;
                     options.rows = Some(
                         list.split(',')
-                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-14"))
+                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-15"))
                             .collect::<anyhow::Result<_>>()?,
                     );
                 }
@@ -200,6 +206,13 @@ pub(crate) struct Scale {
     /// Rows 13 and 14: messages and conversations of the one tenant.
     pub(crate) workflow_messages: usize,
     pub(crate) workflow_conversations: usize,
+    /// Row 15: events in the one endpoint's backlog; endpoints (one per tenant) and events in
+    /// each one's backlog when many are enabled at once; how long events are paced for the
+    /// latency.
+    pub(crate) webhook_backlog: usize,
+    pub(crate) webhook_endpoints: usize,
+    pub(crate) webhook_backlog_each: usize,
+    pub(crate) webhook_paced: Duration,
 }
 
 impl Scale {
@@ -230,6 +243,10 @@ impl Scale {
                 export_bytes: 20 << 20,
                 workflow_messages: 100_000,
                 workflow_conversations: 5_000,
+                webhook_backlog: 1_000,
+                webhook_endpoints: 20,
+                webhook_backlog_each: 100,
+                webhook_paced: Duration::from_secs(5),
             }
         } else {
             Self {
@@ -257,6 +274,10 @@ impl Scale {
                 export_bytes: 100 << 20,
                 workflow_messages: 1_000_000,
                 workflow_conversations: 50_000,
+                webhook_backlog: 5_000,
+                webhook_endpoints: 100,
+                webhook_backlog_each: 200,
+                webhook_paced: Duration::from_secs(10),
             }
         }
     }
@@ -326,6 +347,9 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     }
     if options.wants(13) || options.wants(14) {
         workflow_rows(&options, &scale, tmp.path(), &http, &mut report).await?;
+    }
+    if options.wants(15) {
+        webhook_rows(&scale, tmp.path(), &http, &mut report).await?;
     }
     report.print(&options, started);
     if std::env::var_os("AEZEN_BENCH_KEEP").is_some() {

@@ -7,4 +7,5 @@ pub(crate) mod logins;
 pub(crate) mod many_tenants;
 pub(crate) mod operations;
 pub(crate) mod real_clients;
+pub(crate) mod webhooks;
 pub(crate) mod workflow;
