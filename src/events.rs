@@ -462,6 +462,37 @@ fn oldest_is_expired(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<bool
         .map(|expired| expired.unwrap_or(false))
 }
 
+/// The newest seq the tenant's log has ever had (0 for none), pruned or not.
+pub fn newest_seq(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'event'), 0)",
+    )?
+    .query_row([], |row| row.get(0))
+}
+
+/// An event as stored: a row of `seq, type, payload, created_at, audience`.
+pub fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let kind: String = row.get(1)?;
+    let payload: String = row.get(2)?;
+    let kind = EventKind::parse(&kind).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Text,
+            format!("unknown event type {kind}").into(),
+        )
+    })?;
+    let data = EventData::from_stored(kind, &payload).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(Event {
+        seq: row.get(0)?,
+        kind,
+        created_at: from_millis(row.get(3)?),
+        data,
+        audience: row.get(4)?,
+    })
+}
+
 /// Events with `seq > after` that `viewer` may see (the team's and their own), oldest
 /// first, at most `limit`; and whether events after `after` were already pruned (the client
 /// must then reload its state).
@@ -477,11 +508,7 @@ pub fn list_after(
         .prepare_cached("SELECT seq FROM event WHERE created_at >= ?1 ORDER BY seq LIMIT 1")?
         .query_row([cutoff_ms], |row| row.get(0))
         .optional()?;
-    let newest_ever: i64 = conn
-        .prepare_cached(
-            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'event'), 0)",
-        )?
-        .query_row([], |row| row.get(0))?;
+    let newest_ever = newest_seq(conn)?;
     // Something after `after` is gone if the oldest kept event is further than the next one,
     // or if every event was pruned while some were written after `after`.
     let Some(oldest) = oldest else {
@@ -496,31 +523,7 @@ pub fn list_after(
          ORDER BY seq LIMIT ?3",
     )?;
     let events = stmt
-        .query_map(params![oldest, after, limit, viewer], |row| {
-            let kind: String = row.get(1)?;
-            let payload: String = row.get(2)?;
-            let kind = EventKind::parse(&kind).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    1,
-                    rusqlite::types::Type::Text,
-                    format!("unknown event type {kind}").into(),
-                )
-            })?;
-            let data = EventData::from_stored(kind, &payload).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    2,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })?;
-            Ok(Event {
-                seq: row.get(0)?,
-                kind,
-                created_at: from_millis(row.get(3)?),
-                data,
-                audience: row.get(4)?,
-            })
-        })?
+        .query_map(params![oldest, after, limit, viewer], stored_event)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((events, truncated))
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{Delivery, EndpointState, Webhook, webhook_id};
 use crate::chat::{from_millis, to_millis, uuid_col};
 use crate::error::ApiError;
-use crate::events::{Event, EventData, EventKind};
+use crate::events::{Event, newest_seq, stored_event};
 use crate::ids::TenantId;
 
 /// Delivery log entries kept per endpoint (the oldest go first).
@@ -69,14 +69,6 @@ fn webhook_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
             .map(from_millis),
         created_at: from_millis(row.get(11)?),
     })
-}
-
-/// The newest seq the log has ever had (0 for none).
-fn newest_seq(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'event'), 0)",
-    )?
-    .query_row([], |row| row.get(0))
 }
 
 /// The oldest seq still in the log.
@@ -413,28 +405,13 @@ fn next_event(
     to: i64,
 ) -> rusqlite::Result<Option<Event>> {
     conn.prepare_cached(
-        "SELECT seq, type, payload, created_at FROM event
+        "SELECT seq, type, payload, created_at, audience FROM event
          WHERE seq > ?1 AND seq <= ?2 AND type <> 'qr'
            AND (audience IS NULL OR type = 'mention')
            AND (?3 = '*' OR instr(' ' || ?3 || ' ', ' ' || type || ' ') > 0)
          ORDER BY seq LIMIT 1",
     )?
-    .query_row(params![after, to, events], |row| {
-        let kind: String = row.get(1)?;
-        let payload: String = row.get(2)?;
-        let bad = |e: String| {
-            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
-        };
-        let kind = EventKind::parse(&kind).ok_or_else(|| bad(format!("event type {kind}")))?;
-        let data = EventData::from_stored(kind, &payload).map_err(|e| bad(e.to_string()))?;
-        Ok(Event {
-            seq: row.get(0)?,
-            kind,
-            created_at: from_millis(row.get(3)?),
-            data,
-            audience: None,
-        })
-    })
+    .query_row(params![after, to, events], stored_event)
     .optional()
 }
 
