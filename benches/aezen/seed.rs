@@ -143,6 +143,7 @@ pub(crate) async fn add_conversations(
         push_name: Some(format!("Contact {c}")),
         content: format!("Hello from contact {c}, a first message for the inbox."),
         from_me: false,
+        media: None,
         timestamp: Utc::now(),
     })
     .await
@@ -191,6 +192,7 @@ pub(crate) async fn add_messages(
             push_name: Some(format!("Contact {c}")),
             content: content.trim_end().to_owned(),
             from_me: false,
+            media: None,
             timestamp: Utc::now(),
         }
     })

@@ -213,6 +213,7 @@ mod tests {
             push_name: Some("Ana".to_owned()),
             content: format!("text of {id}"),
             from_me: false,
+            media: None,
             timestamp: chrono::Utc::now(),
         }
     }

@@ -143,6 +143,7 @@ async fn simulate_incoming(
         push_name: req.push_name.filter(|n| !n.trim().is_empty()),
         content: req.content,
         from_me: req.from_me,
+        media: None,
         timestamp: crate::chat::now(),
     };
     backend

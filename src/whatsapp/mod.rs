@@ -97,6 +97,51 @@ pub trait WhatsApp: Send + Sync + 'static {
     /// Stops every client (at shutdown).
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 
+    /// Uploads a media item and sends it to `to` (E.164); returns WhatsApp's id for it.
+    fn send_media<'a>(
+        &'a self,
+        tenant: TenantId,
+        to: &'a str,
+        media: OutgoingMedia<'a>,
+    ) -> BoxFuture<'a, Result<String, SendError>> {
+        let _ = (tenant, to, media);
+        Box::pin(async {
+            Err(SendError::Rejected(
+                "this backend cannot send media".to_owned(),
+            ))
+        })
+    }
+
+    /// Fetches the bytes of an incoming media item from what its message said
+    /// ([`IncomingMedia::source`]), decrypted and checked.
+    fn download_media<'a>(
+        &'a self,
+        tenant: TenantId,
+        source: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<Vec<u8>, DownloadError>> {
+        let _ = (tenant, source);
+        Box::pin(async {
+            Err(DownloadError::Failed(
+                "this backend cannot download media".to_owned(),
+            ))
+        })
+    }
+
+    /// Asks the sender's phone to upload an item again whose copy on WhatsApp's servers
+    /// expired ([`DownloadError::Expired`]); returns the source to download it from now.
+    fn request_reupload<'a>(
+        &'a self,
+        tenant: TenantId,
+        source: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<serde_json::Value, DownloadError>> {
+        let _ = (tenant, source);
+        Box::pin(async {
+            Err(DownloadError::Failed(
+                "this backend cannot ask for a re-upload".to_owned(),
+            ))
+        })
+    }
+
     fn kind(&self) -> BackendKind;
 }
 
@@ -110,11 +155,101 @@ pub struct IncomingMessage {
     pub contact_number: String,
     /// The contact's WhatsApp display name, if known.
     pub push_name: Option<String>,
-    /// Text, or an image/video caption.
+    /// Text, or a media item's caption (empty when it has none).
     pub content: String,
+    /// The photo, voice note, video, document or sticker the message carries.
+    pub media: Option<IncomingMedia>,
     /// Sent from the tenant's own phone: stored as an `agent` message.
     pub from_me: bool,
     pub timestamp: DateTime<Utc>,
+}
+
+/// What a media item is. Stored and shown as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    Image,
+    /// A voice note (`voice`) or an audio file.
+    Audio,
+    Video,
+    Document,
+    Sticker,
+}
+
+impl MediaKind {
+    pub const ALL: [Self; 5] = [
+        Self::Image,
+        Self::Audio,
+        Self::Video,
+        Self::Document,
+        Self::Sticker,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Audio => "audio",
+            Self::Video => "video",
+            Self::Document => "document",
+            Self::Sticker => "sticker",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == s)
+    }
+}
+
+/// A media item as an incoming message describes it, before its bytes are fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncomingMedia {
+    pub kind: MediaKind,
+    /// As WhatsApp declares it (e.g. `audio/ogg; codecs=opus`).
+    pub mime_type: String,
+    /// A document's file name.
+    pub file_name: Option<String>,
+    /// The plaintext size in bytes, as declared.
+    pub size: Option<u64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Audio and video length.
+    pub duration_ms: Option<u64>,
+    /// A voice note (push-to-talk), not an audio file.
+    pub voice: bool,
+    /// The small JPEG preview WhatsApp sends inside the message (images, videos, documents).
+    pub thumbnail: Option<Vec<u8>>,
+    /// What the backend needs to fetch the bytes, and to ask for a re-upload: opaque to the
+    /// rest of AEZEN, which stores it with the item and hands it back to
+    /// [`WhatsApp::download_media`] / [`WhatsApp::request_reupload`].
+    pub source: serde_json::Value,
+}
+
+/// A media item to send: the bytes, already checked (type sniffed from them, size capped).
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingMedia<'a> {
+    pub kind: MediaKind,
+    pub mime_type: &'a str,
+    pub bytes: &'a [u8],
+    /// Empty for none.
+    pub caption: &'a str,
+    pub file_name: Option<&'a str>,
+    pub voice: bool,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// Why media bytes could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownloadError {
+    /// WhatsApp's copy is gone (HTTP 404/410): ask the phone to upload it again.
+    #[error("WhatsApp's copy of the media expired")]
+    Expired,
+    /// The session is not connected: try again once it is.
+    #[error("the WhatsApp session is not connected")]
+    NotConnected,
+    /// Anything else (network, decryption, a hash mismatch): try again later.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// A change in a tenant's session, as the backend reports it.

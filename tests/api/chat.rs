@@ -808,6 +808,7 @@ async fn ingest_under_load_commits_a_tenants_messages_together() {
             push_name: None,
             content: format!("burst {i}"),
             from_me: false,
+            media: None,
             timestamp: chrono::Utc::now(),
         };
         simulated

@@ -42,6 +42,7 @@ async fn ingest_round(
                         push_name: Some(format!("Contact {}", m % contacts)),
                         content: format!("Incoming message {m}, hello there!"),
                         from_me: false,
+                        media: None,
                         timestamp: Utc::now(),
                     };
                     let t0 = Instant::now();

@@ -202,6 +202,7 @@ pub fn map_message(
         push_name,
         content: content.to_owned(),
         from_me: source.is_from_me,
+        media: None,
         timestamp: info.timestamp,
     }))
 }
@@ -430,6 +431,7 @@ pub(super) mod tests {
                 push_name: Some("Siti".to_owned()),
                 content: "Halo, stok ada?".to_owned(),
                 from_me: false,
+                media: None,
                 timestamp: at(1_700_000_123),
             }
         );
