@@ -158,6 +158,22 @@ pub struct Config {
     #[arg(long, env = "AEZEN_WEBHOOK_BACKLOG", default_value_t = 100_000)]
     pub webhook_backlog: u64,
 
+    /// Largest media item stored, in bytes (uploads and incoming items alike). A larger
+    /// incoming item is recorded as `unavailable` with its metadata, never dropped; a larger
+    /// upload is refused with 413.
+    #[arg(long, env = "AEZEN_MEDIA_MAX_BYTES", default_value_t = crate::media::DEFAULT_MAX_BYTES)]
+    pub media_max_bytes: u64,
+
+    /// The first retry's delay after a failed media download, in ms (then doubling to an
+    /// hour, for 10 attempts). Lowered by tests.
+    #[arg(
+        long,
+        env = "AEZEN_MEDIA_FIRST_RETRY_MS",
+        default_value_t = 30_000,
+        hide = true
+    )]
+    pub media_first_retry_ms: u64,
+
     /// Log line format: `text` (human-readable) or `json` (one JSON object per line, with the
     /// request id on every line logged while a request is handled).
     #[arg(long, env = "AEZEN_LOG_FORMAT", value_enum, default_value = "text")]

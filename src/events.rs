@@ -35,6 +35,8 @@ pub enum EventKind {
     MessageSent,
     /// An outgoing message changed status (`sent`, `delivered`, `read`, `failed`): `message`.
     MessageStatus,
+    /// A media item's bytes arrived, or fetching them failed: `message` with its `media`.
+    MediaUpdated,
     /// A conversation changed without a new message (read, created, status, assignee, labels,
     /// contact name): `conversation`.
     ConversationUpdated,
@@ -56,6 +58,7 @@ impl EventKind {
             Self::IncomingMessage => "incoming_message",
             Self::MessageSent => "message_sent",
             Self::MessageStatus => "message_status",
+            Self::MediaUpdated => "media_updated",
             Self::ConversationUpdated => "conversation_updated",
             Self::NoteAdded => "note_added",
             Self::Mention => "mention",
@@ -69,6 +72,7 @@ impl EventKind {
             Self::IncomingMessage,
             Self::MessageSent,
             Self::MessageStatus,
+            Self::MediaUpdated,
             Self::ConversationUpdated,
             Self::NoteAdded,
             Self::Mention,
@@ -129,6 +133,7 @@ impl EventData {
             EventKind::IncomingMessage
             | EventKind::MessageSent
             | EventKind::MessageStatus
+            | EventKind::MediaUpdated
             | EventKind::ConversationUpdated
             | EventKind::NoteAdded
             | EventKind::Mention => {
@@ -231,7 +236,7 @@ enum Payload {
 }
 
 /// Each event type, its schema's name and its payload.
-fn event_variants() -> [(EventKind, &'static str, Payload); 8] {
+fn event_variants() -> [(EventKind, &'static str, Payload); 9] {
     const BOTH: &[(&str, &str)] = &[("message", "Message"), ("conversation", "Conversation")];
     [
         (
@@ -247,6 +252,11 @@ fn event_variants() -> [(EventKind, &'static str, Payload); 8] {
         (
             EventKind::MessageStatus,
             "MessageStatusEvent",
+            Payload::Chat(&[("message", "Message")]),
+        ),
+        (
+            EventKind::MediaUpdated,
+            "MediaUpdatedEvent",
             Payload::Chat(&[("message", "Message")]),
         ),
         (

@@ -25,6 +25,7 @@ pub(crate) mod http;
 pub(crate) mod ids;
 pub(crate) mod locks;
 pub mod logging;
+pub(crate) mod media;
 pub(crate) mod metrics;
 pub mod ops;
 pub(crate) mod realtime;

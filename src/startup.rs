@@ -26,6 +26,7 @@ use crate::config::{BackendKind, Config};
 use crate::events::Retention;
 use crate::http::serve::{Limits, serve};
 use crate::locks::DataDirLock;
+use crate::media::fetch::Fetcher;
 use crate::metrics::Metrics;
 use crate::ops::{Live, Operations, control};
 use crate::realtime::{Realtime, TenantEvents};
@@ -137,6 +138,7 @@ impl Application {
             events: state.events.clone(),
             sessions: state.sessions.clone(),
             outbox: state.outbox.clone(),
+            media: state.media.clone(),
             metrics: state.metrics.clone(),
         };
         let ingest = tokio::spawn(ingest.run(inbound));
@@ -211,6 +213,7 @@ fn build_state(
         webhook_backlog: i64::try_from(config.webhook_backlog).unwrap_or(i64::MAX),
     };
     let secret = token::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+    crate::media::link::init(&secret);
     let tokens = Tokens::new(&secret, config.token_ttl_hours);
     let passwords = PasswordHashing::new(config.hash_concurrency())
         .map_err(|e| anyhow::anyhow!("password hashing: {e}"))?;
@@ -237,6 +240,13 @@ fn build_state(
     // out on the tenant's first use; and its snoozes are scheduled (a restored or imported
     // file has no hint in the registry). (Weak: both reach the pools themselves.)
     let resume = outbox.downgrade();
+    let media = Fetcher::new(
+        Arc::clone(&whatsapp),
+        events.clone(),
+        config.media_max_bytes,
+        Duration::from_millis(config.media_first_retry_ms),
+    );
+    let fetching = media.downgrade();
     let snoozes = Snoozes::start(events.clone(), master.clone());
     let snoozed = snoozes.on_open();
     let webhooks = Webhooks::new(
@@ -254,6 +264,7 @@ fn build_state(
     let delivering = webhooks.on_open();
     tenants.on_open(Box::new(move |tenant| {
         resume.resume(tenant);
+        fetching.resume(tenant);
         snoozed(tenant);
         delivering(tenant);
     }));
@@ -294,6 +305,7 @@ fn build_state(
         whatsapp,
         simulated,
         outbox,
+        media,
         sessions,
         webhooks,
     }))

@@ -13,6 +13,7 @@ use crate::chat::workflow::Workflow;
 use crate::config::Config;
 use crate::db::Db;
 use crate::ids::UserId;
+use crate::media::fetch::Fetcher;
 use crate::metrics::Metrics;
 use crate::ops::Operations;
 use crate::realtime::{Realtime, TenantEvents};
@@ -40,6 +41,8 @@ pub struct App {
     /// The same backend as `whatsapp` when it is the simulated one (for `simulate/*`).
     pub simulated: Option<Arc<Simulated>>,
     pub outbox: Outbox,
+    /// Fetches incoming media from WhatsApp (docs/MEDIA.md).
+    pub media: Fetcher,
     pub inbox: Inbox,
     /// Status, assignment, labels, notes (docs/WORKFLOW.md).
     pub workflow: Workflow,

@@ -18,6 +18,9 @@ use super::{
 use crate::error::ApiError;
 use crate::events::{Appended, EventData, EventKind};
 use crate::ids::UserId;
+use crate::media::sniff::Sniffed;
+use crate::media::store::NewMedia;
+use crate::media::{self, MediaStatus};
 use crate::realtime::TenantEvents;
 use crate::tenancy::TenantDb;
 use crate::whatsapp::WhatsApp;
@@ -79,7 +82,34 @@ impl Inbox {
                                 .id
                         }
                     };
-                    accept_outgoing(tx, appended, conversation, content, author)
+                    accept_outgoing(tx, appended, conversation, content, author, None)
+                },
+                move |_| outbox.kick(tenant),
+            )
+            .await
+    }
+
+    /// Accepts an agent's media item for conversation `id`: the bytes, the item and the
+    /// message are stored in one transaction (`pending`, with its `message_sent` event), then
+    /// the outbox uploads and sends it like a text. `upload` has been checked already (type
+    /// from the bytes, size under the cap, caption).
+    pub async fn send_media(
+        &self,
+        db: &TenantDb,
+        author: UserId,
+        id: Uuid,
+        upload: Upload,
+    ) -> Result<Message, ApiError> {
+        let tenant = db.tenant();
+        let outbox = self.outbox.clone();
+        self.events
+            .write_then(
+                db.open().await?,
+                tenant,
+                move |tx, appended| {
+                    let conversation = existing(tx, id)?.id;
+                    let caption = upload.caption.clone();
+                    accept_outgoing(tx, appended, conversation, caption, author, Some(&upload))
                 },
                 move |_| outbox.kick(tenant),
             )
@@ -165,29 +195,63 @@ pub fn existing_for(conn: &Connection, id: Uuid, viewer: Viewer) -> Result<Conve
         .ok_or_else(|| ApiError::not_found("conversation"))
 }
 
-/// Stores an outgoing message as `pending`, updates its conversation, and logs `message_sent`.
+/// A checked media item to send.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub bytes: Vec<u8>,
+    pub sniffed: Sniffed,
+    /// Empty for none.
+    pub caption: String,
+    pub file_name: Option<String>,
+    pub voice: bool,
+}
+
+/// Stores an outgoing message (with its media item, if any) as `pending`, updates its
+/// conversation, and logs `message_sent`.
 fn accept_outgoing(
     conn: &Connection,
     appended: &mut Appended,
     conversation: Uuid,
     content: String,
     author: UserId,
+    upload: Option<&Upload>,
 ) -> Result<Message, ApiError> {
-    let message = Message {
+    let mut message = Message {
         id: Uuid::now_v7(),
         conversation_id: conversation,
         content,
         sender: Sender::Agent,
-        kind: "text".to_owned(),
+        kind: upload
+            .map_or("text", |u| u.sniffed.kind.as_str())
+            .to_owned(),
         status: Status::Pending,
         is_read: true,
         whatsapp_id: None,
         author_id: Some(author.0),
         created_at: now(),
         failure_reason: None,
+        media: None,
         private: false,
     };
     let pos = store::insert_message(conn, &message)?;
+    if let Some(upload) = upload {
+        let new = NewMedia {
+            kind: upload.sniffed.kind,
+            mime_type: &upload.sniffed.mime_type,
+            file_name: upload.file_name.as_deref(),
+            size: None,
+            width: upload.sniffed.width,
+            height: upload.sniffed.height,
+            duration_ms: None,
+            voice: upload.voice,
+            status: MediaStatus::Ready,
+            reason: None,
+            thumbnail: None,
+            source: None,
+        };
+        media::store::insert(conn, Uuid::now_v7(), message.id, &new, Some(&upload.bytes))?;
+        media::store::attach(conn, &mut message)?;
+    }
     let conversation = store::touch_conversation(conn, &message, pos)?;
     let data = EventData::chat(Some(message.clone()), Some(conversation));
     appended.push(conn, EventKind::MessageSent, data)?;

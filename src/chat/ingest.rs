@@ -18,11 +18,14 @@ use super::{Message, Sender, Status, from_millis, store, to_millis};
 use crate::error::ApiError;
 use crate::events::{Appended, EventData, EventKind};
 use crate::ids::TenantId;
+use crate::media::fetch::Fetcher;
+use crate::media::store::NewMedia;
+use crate::media::{self, MediaStatus};
 use crate::metrics::Metrics;
 use crate::realtime::TenantEvents;
 use crate::whatsapp::sessions::Sessions;
 use crate::whatsapp::{
-    Inbound, InboundEvent, IncomingMessage, Ingested, ReceiptKind, SessionEvent,
+    Inbound, InboundEvent, IncomingMedia, IncomingMessage, Ingested, ReceiptKind, SessionEvent,
 };
 
 /// Most inbound events applied in one round.
@@ -34,6 +37,7 @@ pub struct Ingest {
     pub events: TenantEvents,
     pub sessions: Sessions,
     pub outbox: Outbox,
+    pub media: Fetcher,
     pub metrics: Metrics,
 }
 
@@ -76,18 +80,26 @@ impl Ingest {
             return;
         }
         let count = writes.len() as u64;
+        let max_media_bytes = self.media.max_bytes();
         let outcome = match self.events.tenants.get(tenant).await {
             Ok(db) => {
                 self.events
                     .write(&db, tenant, move |tx, appended| {
-                        write_batch(tx, appended, writes)
+                        write_batch(tx, appended, writes, max_media_bytes)
                     })
                     .await
             }
             Err(err) => Err(err),
         };
         match outcome {
-            Ok(Written { replies, stored }) => {
+            Ok(Written {
+                replies,
+                stored,
+                fetch,
+            }) => {
+                if fetch {
+                    self.media.kick(tenant);
+                }
                 self.metrics.ingest_transactions.inc();
                 self.metrics.ingest_events.inc_by(count);
                 self.metrics.messages_in.inc_by(stored);
@@ -109,6 +121,8 @@ impl Ingest {
 struct Written {
     replies: Vec<(oneshot::Sender<Ingested>, Ingested)>,
     stored: u64,
+    /// Some stored message has media to fetch.
+    fetch: bool,
 }
 
 /// Applies a tenant's inbound messages and receipts in one transaction.
@@ -116,15 +130,18 @@ fn write_batch(
     tx: &Transaction<'_>,
     appended: &mut Appended,
     writes: Vec<InboundEvent>,
+    max_media_bytes: u64,
 ) -> Result<Written, ApiError> {
     let mut written = Written {
         replies: Vec::new(),
         stored: 0,
+        fetch: false,
     };
     for write in writes {
         match write {
             InboundEvent::Message { message, stored } => {
-                let result = store_incoming(tx, appended, message)?;
+                let (result, fetch) = store_incoming(tx, appended, message, max_media_bytes)?;
+                written.fetch |= fetch;
                 if matches!(result, Ingested::Stored(_)) {
                     written.stored += 1;
                 }
@@ -153,13 +170,15 @@ fn write_batch(
 }
 
 /// Stores one incoming message (or recognises a redelivery) and its event.
+/// Also returns whether the message has media to fetch.
 fn store_incoming(
     conn: &Connection,
     appended: &mut Appended,
     incoming: IncomingMessage,
-) -> Result<Ingested, ApiError> {
+    max_media_bytes: u64,
+) -> Result<(Ingested, bool), ApiError> {
     if store::wa_id_exists(conn, &incoming.whatsapp_id)? {
-        return Ok(Ingested::Duplicate);
+        return Ok((Ingested::Duplicate, false));
     }
     let name = match incoming.push_name.as_deref() {
         Some(push) if !incoming.from_me => ContactName::Push(push),
@@ -176,26 +195,74 @@ fn store_incoming(
     } else {
         (Sender::User, Status::Delivered, EventKind::IncomingMessage)
     };
+    let media = incoming.media;
     let message = Message {
         id: Uuid::now_v7(),
         conversation_id: conversation.id,
         content: incoming.content,
         sender,
-        kind: "text".to_owned(),
+        kind: media
+            .as_ref()
+            .map_or("text", |m| m.kind.as_str())
+            .to_owned(),
         status,
         is_read: incoming.from_me,
         whatsapp_id: Some(incoming.whatsapp_id),
         author_id: None,
         created_at: from_millis(to_millis(incoming.timestamp)),
         failure_reason: None,
+        media: None,
         private: false,
     };
     let pos = store::insert_message(conn, &message)?;
+    let mut message = message;
+    let mut fetch = false;
+    if let Some(media) = &media {
+        fetch = store_media(conn, message.id, media, max_media_bytes)?;
+        media::store::attach(conn, &mut message)?;
+    }
     let conversation = store::touch_conversation(conn, &message, pos)?;
     let id = message.id;
     let data = EventData::chat(Some(message), Some(conversation));
     appended.push(conn, kind, data)?;
-    Ok(Ingested::Stored(id))
+    Ok((Ingested::Stored(id), fetch))
+}
+
+/// Stores the media item of the message `message_id` as `pending` (to be fetched), or
+/// `unavailable` when it is declared larger than the cap. Returns whether it is to be fetched.
+fn store_media(
+    conn: &Connection,
+    message_id: Uuid,
+    media: &IncomingMedia,
+    max_bytes: u64,
+) -> rusqlite::Result<bool> {
+    let too_large = media.size.is_some_and(|size| size > max_bytes);
+    let reason = too_large.then(|| {
+        format!(
+            "larger than the {} MiB limit (--media-max-bytes)",
+            max_bytes / (1024 * 1024)
+        )
+    });
+    let new = NewMedia {
+        kind: media.kind,
+        mime_type: &media.mime_type,
+        file_name: media.file_name.as_deref(),
+        size: media.size,
+        width: media.width,
+        height: media.height,
+        duration_ms: media.duration_ms,
+        voice: media.voice,
+        status: if too_large {
+            MediaStatus::Unavailable
+        } else {
+            MediaStatus::Pending
+        },
+        reason: reason.as_deref(),
+        thumbnail: media.thumbnail.as_deref(),
+        source: Some(media.source.to_string()),
+    };
+    media::store::insert(conn, Uuid::now_v7(), message_id, &new, None)?;
+    Ok(!too_large)
 }
 
 #[cfg(test)]
@@ -237,10 +304,17 @@ mod tests {
             world.events.clone(),
             world.master.clone(),
         );
+        let media = Fetcher::new(
+            whatsapp.clone(),
+            world.events.clone(),
+            crate::media::DEFAULT_MAX_BYTES,
+            Duration::from_secs(30),
+        );
         Ingest {
             events: world.events.clone(),
             sessions,
             outbox,
+            media,
             metrics: world.metrics.clone(),
         }
     }

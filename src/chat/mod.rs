@@ -126,7 +126,7 @@ pub struct Message {
     pub conversation_id: Uuid,
     pub content: String,
     pub sender: Sender,
-    /// `text` (images and other media arrive with the media feature).
+    /// `text`, or the kind of its media: `image`, `audio`, `video`, `document`, `sticker`.
     #[schema(example = "text")]
     #[serde(rename = "type")]
     pub kind: String,
@@ -144,6 +144,27 @@ pub struct Message {
     /// A private note of the team's: shown in the timeline, never sent to WhatsApp.
     #[serde(default)]
     pub private: bool,
+    /// The photo, voice note, video, document or sticker, for a message of one of those
+    /// types (`content` is then its caption, possibly empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::media::Media>,
+}
+
+impl Message {
+    /// How the message reads in the conversation list: its text, or a summary of its media.
+    pub fn preview(&self) -> std::borrow::Cow<'_, str> {
+        match &self.media {
+            Some(m) => crate::media::summary(
+                m.kind,
+                m.voice,
+                &self.content,
+                m.file_name.as_deref(),
+                m.duration_ms,
+            )
+            .into(),
+            None => self.content.as_str().into(),
+        }
+    }
 }
 
 macro_rules! sql_text_enum {

@@ -27,7 +27,7 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::ids::TenantId;
 use crate::realtime::TenantEvents;
-use crate::whatsapp::{SendError, WhatsApp};
+use crate::whatsapp::{OutgoingMedia, SendError, WhatsApp};
 
 /// How long an idle worker waits for more work before it exits.
 const IDLE: Duration = Duration::from_secs(30);
@@ -243,10 +243,7 @@ async fn drain(outbox: &Outbox, tenant: TenantId) -> Result<(), ApiError> {
             let mut outcomes = Vec::new();
             let mut session_down = false;
             for item in batch.by_ref() {
-                let outcome = match whatsapp
-                    .send_text(tenant, &item.to, &item.message.content)
-                    .await
-                {
+                let outcome = match send(whatsapp.as_ref(), &db, tenant, &item).await {
                     Ok(whatsapp_id) => {
                         tally.sent.fetch_add(1, Ordering::Relaxed);
                         Ok(whatsapp_id)
@@ -273,6 +270,48 @@ async fn drain(outbox: &Outbox, tenant: TenantId) -> Result<(), ApiError> {
             }
         }
     }
+}
+
+/// Hands one message to WhatsApp: its text, or its media item (read from the tenant's file)
+/// with the caption.
+async fn send(
+    whatsapp: &dyn WhatsApp,
+    db: &Db,
+    tenant: TenantId,
+    item: &store::Pending,
+) -> Result<String, SendError> {
+    let message = &item.message;
+    let Some(media) = &message.media else {
+        return whatsapp.send_text(tenant, &item.to, &message.content).await;
+    };
+    let id = message.id;
+    let bytes = match db
+        .run(move |conn| Ok(crate::media::store::bytes_of_message(conn, id)?))
+        .await
+    {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            return Err(SendError::Rejected(
+                "the media item has no bytes".to_owned(),
+            ));
+        }
+        // The file is busy or gone for now: the message stays pending for the next kick.
+        Err(err) => {
+            tracing::warn!(tenant = %tenant, message = %id, error = %err, "media to send not readable");
+            return Err(SendError::NotConnected);
+        }
+    };
+    let outgoing = OutgoingMedia {
+        kind: media.kind,
+        mime_type: &media.mime_type,
+        bytes: &bytes,
+        caption: &message.content,
+        file_name: media.file_name.as_deref(),
+        voice: media.voice,
+        width: media.width,
+        height: media.height,
+    };
+    whatsapp.send_media(tenant, &item.to, outgoing).await
 }
 
 /// Records what WhatsApp said about each message (its id and `sent`, or `failed`), with their

@@ -166,6 +166,9 @@ pub fn search(
     let more = hits.len() > limit as usize;
     hits.truncate(limit as usize);
     let next = hits.last().filter(|_| more).map(|(_, pos)| *pos);
+    for (hit, _) in &mut hits {
+        crate::media::store::attach(conn, &mut hit.message)?;
+    }
     Ok((hits.into_iter().map(|(hit, _)| hit).collect(), next))
 }
 

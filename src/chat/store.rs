@@ -13,6 +13,7 @@ use super::{
     uuid_col,
 };
 use crate::error::ApiError;
+use crate::media;
 
 /// A conversation's columns, from `conversation` joined with the viewer's read position
 /// ([`CONVERSATION_FROM`]); [`conversation_row`] and [`ConversationRow::read`] read them.
@@ -131,6 +132,7 @@ pub fn message_row(row: &Row<'_>) -> rusqlite::Result<(Message, i64)> {
             author_id: author.and_then(|a| Uuid::parse_str(&a).ok()),
             created_at: from_millis(row.get(9)?),
             failure_reason: row.get(11)?,
+            media: None,
             private: row.get(12)?,
         },
         row.get(10)?,
@@ -728,7 +730,7 @@ pub fn touch_conversation(
         )?
         .execute(params![
             id.to_string(),
-            message.content,
+            message.preview(),
             at,
             unread,
             incoming,
@@ -822,8 +824,15 @@ pub fn find_message(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Mess
         "SELECT {MESSAGE_COLUMNS} FROM message WHERE id = ?1"
     ))?
     .query_row([id.to_string()], message_row)
-    .optional()
-    .map(|row| row.map(|(m, _)| m))
+    .optional()?
+    .map(|(m, _)| with_media(conn, m))
+    .transpose()
+}
+
+/// A message with its media filled in (see [`media::store::attach`]).
+fn with_media(conn: &Connection, mut message: Message) -> rusqlite::Result<Message> {
+    media::store::attach(conn, &mut message)?;
+    Ok(message)
 }
 
 /// One page of a conversation's history, newest first, and the cursor of the next (older) page.
@@ -844,7 +853,9 @@ pub fn list_messages(
             message_row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(page(rows, limit, |(_, rowid)| MessageCursor(*rowid)))
+    let (mut messages, next) = page(rows, limit, |(_, rowid)| MessageCursor(*rowid));
+    media::store::attach_all(conn, &mut messages)?;
+    Ok((messages, next))
 }
 
 /// A message waiting in the outbox, with the number it goes to.
@@ -866,6 +877,11 @@ pub fn pending(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Pending>> 
             to: row.get(MESSAGE_COLUMN_COUNT)?,
         })
     })?
+    .map(|pending| {
+        let mut pending = pending?;
+        media::store::attach(conn, &mut pending.message)?;
+        Ok(pending)
+    })
     .collect()
 }
 
@@ -895,8 +911,9 @@ pub fn settle(
          RETURNING {MESSAGE_COLUMNS}"
     ))?
     .query_row(params![id.to_string(), status, wa_id, error], message_row)
-    .optional()
-    .map(|row| row.map(|(m, _)| m))
+    .optional()?
+    .map(|(m, _)| with_media(conn, m))
+    .transpose()
 }
 
 /// Applies a receipt: moves an outgoing message forward to `delivered` or `read` (never back).
@@ -925,8 +942,9 @@ pub fn apply_receipt(
         ],
         message_row,
     )
-    .optional()
-    .map(|row| row.map(|(m, _)| m))
+    .optional()?
+    .map(|(m, _)| with_media(conn, m))
+    .transpose()
 }
 
 #[cfg(test)]

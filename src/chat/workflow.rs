@@ -258,6 +258,7 @@ impl Workflow {
                     author_id: Some(me.0),
                     created_at: now(),
                     failure_reason: None,
+                    media: None,
                     private: true,
                 };
                 let pos = store::insert_message(tx, &message)?;

@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod json;
 pub mod library;
+pub mod media;
 pub mod notifications;
 pub mod openapi;
 pub mod ops;
@@ -53,6 +54,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(team::router())
         .merge(chat::router())
+        .merge(media::router())
         .merge(workflow::router())
         .merge(library::router())
         .merge(search::router())
@@ -162,7 +164,22 @@ async fn refuse_declared_oversize(
     request: Request,
     next: Next,
 ) -> Response {
-    let limit = state.config.max_body_bytes;
+    // An upload's own limit is the media cap (it counts its bytes as they arrive, too).
+    let upload = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|path| path.as_str() == media::SEND_MEDIA_ROUTE);
+    let limit = if upload {
+        usize::try_from(
+            state
+                .config
+                .media_max_bytes
+                .saturating_add(media::FORM_OVERHEAD),
+        )
+        .unwrap_or(usize::MAX)
+    } else {
+        state.config.max_body_bytes
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

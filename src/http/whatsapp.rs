@@ -23,7 +23,9 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::whatsapp::sessions::render_qr;
 use crate::whatsapp::simulated::Simulated;
-use crate::whatsapp::{InboundEvent, IncomingMessage, Ingested, ReceiptKind, WhatsappStatus};
+use crate::whatsapp::{
+    InboundEvent, IncomingMedia, IncomingMessage, Ingested, MediaKind, ReceiptKind, WhatsappStatus,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -99,6 +101,32 @@ pub struct SimulatedIncoming {
     /// Sent from the tenant's own phone (stored as an agent message to `from`).
     #[serde(default)]
     pub from_me: bool,
+    /// A media message: its kind (`content` is then the caption, and may be empty).
+    #[serde(rename = "type")]
+    pub kind: Option<MediaKind>,
+    /// The item's bytes, base64; with `type`. Stored "on WhatsApp's servers" and fetched
+    /// after the message is stored, as the real backend does.
+    pub media: Option<String>,
+    /// The declared MIME type (default: read from the bytes).
+    pub mime_type: Option<String>,
+    pub file_name: Option<String>,
+    #[serde(default)]
+    pub voice: bool,
+    pub duration_ms: Option<u64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// The JPEG preview, base64.
+    pub thumbnail: Option<String>,
+    /// Downloads of the item that fail (a network error) before one succeeds.
+    #[serde(default)]
+    pub fail_downloads: u32,
+    /// WhatsApp's copy has expired: the download fails until the phone is asked to upload it
+    /// again (which the simulated phone does).
+    #[serde(default)]
+    pub expired: bool,
+    /// The size the message declares (default: the bytes' length); more than
+    /// `--media-max-bytes` makes the item `unavailable`.
+    pub declared_size: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,7 +156,10 @@ async fn simulate_incoming(
 ) -> ApiResult<(StatusCode, ApiJson<SimulatedIncomingResult>)> {
     let backend = simulated(&state)?;
     let contact_number = normalize_phone("from", &req.from)?;
-    validate_content("content", &req.content)?;
+    let media = simulated_media(&backend, &req)?;
+    if media.is_none() || !req.content.is_empty() {
+        validate_content("content", &req.content)?;
+    }
     let whatsapp_id = match req.id {
         Some(id) if id.trim().is_empty() || id.chars().count() > 128 => {
             return Err(ApiError::validation("id must be 1 to 128 characters"));
@@ -143,7 +174,7 @@ async fn simulate_incoming(
         push_name: req.push_name.filter(|n| !n.trim().is_empty()),
         content: req.content,
         from_me: req.from_me,
-        media: None,
+        media,
         timestamp: crate::chat::now(),
     };
     backend
@@ -185,6 +216,57 @@ async fn simulate_incoming(
             }),
         ),
     })
+}
+
+/// The media item of a simulated incoming message, its bytes stashed for the download.
+fn simulated_media(
+    backend: &Simulated,
+    req: &SimulatedIncoming,
+) -> Result<Option<IncomingMedia>, ApiError> {
+    use base64::Engine;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let (kind, encoded) = match (req.kind, req.media.as_deref()) {
+        (None, None) => return Ok(None),
+        (Some(kind), Some(encoded)) => (kind, encoded),
+        (Some(_), None) => {
+            return Err(ApiError::validation(
+                "media (base64 bytes) is required with type",
+            ));
+        }
+        (None, Some(_)) => return Err(ApiError::validation("type is required with media")),
+    };
+    let bytes = base64
+        .decode(encoded)
+        .map_err(|e| ApiError::validation(format!("media is not valid base64: {e}")))?;
+    if bytes.is_empty() {
+        return Err(ApiError::validation("media is empty"));
+    }
+    let thumbnail = req
+        .thumbnail
+        .as_deref()
+        .map(|t| base64.decode(t))
+        .transpose()
+        .map_err(|e| ApiError::validation(format!("thumbnail is not valid base64: {e}")))?;
+    let mime_type = match &req.mime_type {
+        Some(mime) => mime.clone(),
+        None => infer::get(&bytes)
+            .map_or("application/octet-stream", |t| t.mime_type())
+            .to_owned(),
+    };
+    let size = req.declared_size.unwrap_or(bytes.len() as u64);
+    let source = backend.stash_media(bytes, req.fail_downloads, req.expired);
+    Ok(Some(IncomingMedia {
+        kind,
+        mime_type,
+        file_name: req.file_name.clone(),
+        size: Some(size),
+        width: req.width,
+        height: req.height,
+        duration_ms: req.duration_ms,
+        voice: req.voice,
+        thumbnail,
+        source,
+    }))
 }
 
 /// A receipt status the simulation can report.

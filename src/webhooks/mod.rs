@@ -16,10 +16,11 @@ use crate::events::EventKind;
 
 /// The events a webhook may receive. The QR code never leaves the inbox: whoever sees it can
 /// link a phone to the tenant.
-pub const DELIVERABLE: [EventKind; 7] = [
+pub const DELIVERABLE: [EventKind; 8] = [
     EventKind::IncomingMessage,
     EventKind::MessageSent,
     EventKind::MessageStatus,
+    EventKind::MediaUpdated,
     EventKind::ConversationUpdated,
     EventKind::NoteAdded,
     EventKind::Mention,
@@ -41,6 +42,7 @@ pub enum WebhookEvent {
     IncomingMessage,
     MessageSent,
     MessageStatus,
+    MediaUpdated,
     ConversationUpdated,
     NoteAdded,
     Mention,
@@ -200,6 +202,7 @@ mod tests {
             WebhookEvent::IncomingMessage,
             WebhookEvent::MessageSent,
             WebhookEvent::MessageStatus,
+            WebhookEvent::MediaUpdated,
             WebhookEvent::ConversationUpdated,
             WebhookEvent::NoteAdded,
             WebhookEvent::Mention,

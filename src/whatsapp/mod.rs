@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 pub use crate::config::BackendKind;
 use crate::ids::TenantId;
+pub use crate::media::MediaKind;
 
 /// Why a send did not go out.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -162,42 +163,6 @@ pub struct IncomingMessage {
     /// Sent from the tenant's own phone: stored as an `agent` message.
     pub from_me: bool,
     pub timestamp: DateTime<Utc>,
-}
-
-/// What a media item is. Stored and shown as its lowercase name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MediaKind {
-    Image,
-    /// A voice note (`voice`) or an audio file.
-    Audio,
-    Video,
-    Document,
-    Sticker,
-}
-
-impl MediaKind {
-    pub const ALL: [Self; 5] = [
-        Self::Image,
-        Self::Audio,
-        Self::Video,
-        Self::Document,
-        Self::Sticker,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Image => "image",
-            Self::Audio => "audio",
-            Self::Video => "video",
-            Self::Document => "document",
-            Self::Sticker => "sticker",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == s)
-    }
 }
 
 /// A media item as an incoming message describes it, before its bytes are fetched.

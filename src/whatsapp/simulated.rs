@@ -23,7 +23,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{
-    BackendKind, Inbound, InboundEvent, LinkMethod, SendError, SessionError, SessionEvent, WhatsApp,
+    BackendKind, DownloadError, Inbound, InboundEvent, LinkMethod, OutgoingMedia, SendError,
+    SessionError, SessionEvent, WhatsApp,
 };
 use crate::ids::TenantId;
 
@@ -72,6 +73,38 @@ pub struct Simulated {
     /// The latest [`READ_LOG_LEN`] texts handed to "WhatsApp" to send, `(tenant, to, text)`,
     /// for tests to check what reached the WhatsApp boundary (and what never did).
     sent_log: Mutex<VecDeque<(TenantId, String, String)>>,
+    /// Media items "on WhatsApp's servers", by key: their bytes, and how many downloads of
+    /// each are still to fail (a network error, then an expired copy: see [`Stash`]).
+    media: Mutex<HashMap<String, Stash>>,
+    /// The latest media items sent: `(tenant, to, kind, mime type, bytes, caption)`.
+    sent_media: Mutex<VecDeque<(TenantId, SentMedia)>>,
+}
+
+/// An incoming media item's bytes, kept for the simulated downloads. Bounded: the oldest
+/// go past [`MEDIA_STASH_LEN`] items.
+struct Stash {
+    bytes: Arc<Vec<u8>>,
+    /// Downloads still to fail with a network error.
+    failures: u32,
+    /// The copy "expired": downloads fail as expired until the phone re-uploads it.
+    expired: bool,
+    stashed: u64,
+}
+
+const MEDIA_STASH_LEN: usize = 256;
+
+/// A media item the simulated backend was asked to send.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SentMedia {
+    pub to: String,
+    pub kind: crate::media::MediaKind,
+    pub mime_type: String,
+    pub size: usize,
+    pub sha256: String,
+    pub caption: String,
+    pub file_name: Option<String>,
+    pub voice: bool,
 }
 
 /// Mark-read and send calls the simulated backend remembers (each log).
@@ -101,7 +134,58 @@ impl Simulated {
             inbound,
             read_log: Mutex::new(VecDeque::new()),
             sent_log: Mutex::new(VecDeque::new()),
+            media: Mutex::new(HashMap::new()),
+            sent_media: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Puts an incoming item's bytes "on WhatsApp's servers" and returns the source its
+    /// message carries. Its first `failures` downloads fail; `expired`: the copy is gone
+    /// until a re-upload is requested.
+    pub fn stash_media(&self, bytes: Vec<u8>, failures: u32, expired: bool) -> serde_json::Value {
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let mut media = self
+            .media
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if media.len() >= MEDIA_STASH_LEN
+            && let Some(oldest) = media
+                .iter()
+                .min_by_key(|(_, s)| s.stashed)
+                .map(|(k, _)| k.clone())
+        {
+            media.remove(&oldest);
+        }
+        let stashed = media.values().map(|s| s.stashed).max().unwrap_or(0) + 1;
+        media.insert(
+            key.clone(),
+            Stash {
+                bytes: Arc::new(bytes),
+                failures,
+                expired,
+                stashed,
+            },
+        );
+        serde_json::json!({ "simulated": key })
+    }
+
+    /// The media items sent for `tenant` among the latest [`READ_LOG_LEN`].
+    pub fn sent_media(&self, tenant: TenantId) -> Vec<SentMedia> {
+        self.sent_media
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(t, _)| *t == tenant)
+            .map(|(_, sent)| sent.clone())
+            .collect()
+    }
+
+    fn stash_key(source: &serde_json::Value) -> Result<String, DownloadError> {
+        source
+            .get("simulated")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| DownloadError::Failed("not a simulated media source".to_owned()))
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Session>> {
@@ -277,6 +361,88 @@ fn connected(link: Link) -> InboundEvent {
 }
 
 impl WhatsApp for Simulated {
+    fn send_media<'a>(
+        &'a self,
+        tenant: TenantId,
+        to: &'a str,
+        media: OutgoingMedia<'a>,
+    ) -> BoxFuture<'a, Result<String, SendError>> {
+        let connected = self.is_connected(tenant);
+        if connected {
+            use sha2::Digest;
+            let sent = SentMedia {
+                to: to.to_owned(),
+                kind: media.kind,
+                mime_type: media.mime_type.to_owned(),
+                size: media.bytes.len(),
+                sha256: hex::encode(sha2::Sha256::digest(media.bytes)),
+                caption: media.caption.to_owned(),
+                file_name: media.file_name.map(str::to_owned),
+                voice: media.voice,
+            };
+            remember(&self.sent_media, (tenant, sent));
+        }
+        Box::pin(async move {
+            if !connected {
+                Err(SendError::NotConnected)
+            } else if to.starts_with(NOT_ON_WHATSAPP) {
+                Err(SendError::Rejected(
+                    "this number is not on WhatsApp (simulated: +999 numbers never are)".to_owned(),
+                ))
+            } else {
+                Ok(format!("SIMULATED-{}", uuid::Uuid::new_v4().simple()))
+            }
+        })
+    }
+
+    /// Downloads are served from what [`Simulated::stash_media`] kept; they need no session
+    /// (as WhatsApp's CDN does not).
+    fn download_media<'a>(
+        &'a self,
+        _tenant: TenantId,
+        source: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<Vec<u8>, DownloadError>> {
+        let result = Self::stash_key(source).and_then(|key| {
+            let mut media = self
+                .media
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let stash = media
+                .get_mut(&key)
+                .ok_or_else(|| DownloadError::Failed("simulated: the item is gone".to_owned()))?;
+            if stash.expired {
+                return Err(DownloadError::Expired);
+            }
+            if stash.failures > 0 {
+                stash.failures -= 1;
+                return Err(DownloadError::Failed(
+                    "simulated: the download was cut off".to_owned(),
+                ));
+            }
+            Ok(Arc::clone(&stash.bytes))
+        });
+        Box::pin(async move { result.map(|bytes| bytes.as_ref().clone()) })
+    }
+
+    fn request_reupload<'a>(
+        &'a self,
+        _tenant: TenantId,
+        source: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<serde_json::Value, DownloadError>> {
+        let result = Self::stash_key(source).and_then(|key| {
+            let mut media = self
+                .media
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let stash = media
+                .get_mut(&key)
+                .ok_or_else(|| DownloadError::Failed("simulated: the item is gone".to_owned()))?;
+            stash.expired = false;
+            Ok(serde_json::json!({ "simulated": key, "reuploaded": true }))
+        });
+        Box::pin(async move { result })
+    }
+
     fn send_text<'a>(
         &'a self,
         tenant: TenantId,
