@@ -213,7 +213,6 @@ fn build_state(
         webhook_backlog: i64::try_from(config.webhook_backlog).unwrap_or(i64::MAX),
     };
     let secret = token::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
-    crate::media::link::init(&secret);
     let tokens = Tokens::new(&secret, config.token_ttl_hours);
     let passwords = PasswordHashing::new(config.hash_concurrency())
         .map_err(|e| anyhow::anyhow!("password hashing: {e}"))?;

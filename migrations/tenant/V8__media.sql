@@ -44,3 +44,7 @@ WHEN old.blob_id IS NOT NULL
 BEGIN
     DELETE FROM media_blob WHERE id = old.blob_id;
 END;
+
+-- The key media links of this tenant are signed with (src/media/link.rs): it travels with the
+-- file, so a link opens nothing in any other tenant, and a restored file keeps its links.
+INSERT INTO tenant_meta (key, value) VALUES ('media_link_key', lower(hex(randomblob(32))));

@@ -78,11 +78,13 @@ pub struct MediaQuery {
     pub signature: Option<String>,
 }
 
-/// Who may read an item: the caller's tenant file, from their token or key, or from a
-/// signed link.
+/// Who may read an item: the caller's own tenant file (token or key), or the file a signed
+/// link names, once the link checks out against that file's key ([`MediaAccess::open`]).
 struct MediaAccess {
     db: TenantDb,
     variant: Variant,
+    /// A signed link's expiry and signature, still to be checked.
+    link: Option<(i64, String)>,
 }
 
 impl FromRequestParts<AppState> for MediaAccess {
@@ -94,16 +96,12 @@ impl FromRequestParts<AppState> for MediaAccess {
             VariantParam::Original => Variant::Original,
             VariantParam::Thumbnail => Variant::Thumbnail,
         };
-        let tenant = match (query.tenant, query.expires, query.signature) {
-            (Some(tenant), Some(expires), Some(signature)) => {
-                let ApiPath(id) = ApiPath::<Uuid>::from_request_parts(parts, state).await?;
-                link::verify(tenant, id, variant, expires, &signature, crate::chat::now())
-                    .map_err(|err| ApiError::forbidden(err.to_string()))?;
-                tenant
+        let (tenant, link) = match (query.tenant, query.expires, query.signature) {
+            (Some(tenant), Some(expires), Some(signature)) => (tenant, Some((expires, signature))),
+            (None, None, None) => {
+                let caller = CurrentUser::from_request_parts(parts, state).await?;
+                (caller.tenant_id(), None)
             }
-            (None, None, None) => CurrentUser::from_request_parts(parts, state)
-                .await?
-                .tenant_id(),
             _ => {
                 return Err(ApiError::bad_request(
                     "invalid_query",
@@ -114,7 +112,32 @@ impl FromRequestParts<AppState> for MediaAccess {
         Ok(Self {
             db: TenantDb::new(&state.tenants, tenant),
             variant,
+            link,
         })
+    }
+}
+
+impl MediaAccess {
+    /// The tenant's pool, once a signed link (if that is the way in) is valid for item `id`.
+    /// A link naming a tenant that does not exist is refused like a forged one.
+    async fn open(&self, id: Uuid) -> Result<Db, ApiError> {
+        let Some((expires, signature)) = self.link.clone() else {
+            return Ok(self.db.open().await?.clone());
+        };
+        let refused = |err: link::LinkError| ApiError::forbidden(err.to_string());
+        let db = match self.db.open().await {
+            Ok(db) => db.clone(),
+            Err(err) if err.status() == StatusCode::NOT_FOUND => {
+                return Err(refused(link::LinkError::Invalid));
+            }
+            Err(err) => return Err(err),
+        };
+        let tenant = self.db.tenant();
+        let variant = self.variant;
+        let signer = db.run(|conn| Ok(store::signer(conn)?)).await?;
+        link::verify(&signer.key, tenant, id, variant, expires, &signature, crate::chat::now())
+            .map_err(refused)?;
+        Ok(db)
     }
 }
 
@@ -150,7 +173,7 @@ async fn get_media(
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let db = access.db.open().await?.clone();
+    let db = access.open(id).await?;
     if access.variant == Variant::Thumbnail {
         let jpeg = db
             .run(move |conn| Ok(store::thumbnail(conn, id)?))

@@ -9,10 +9,9 @@
 //! Links last [`LINK_TTL`] and are minted on 5-minute boundaries: the same item listed
 //! twice within a few minutes gets the same link, so the browser's cache serves it.
 //!
-//! The key is derived from the server's token secret ([`init`], at start-up), so links
-//! survive a restart; a process that never called `init` (unit tests) uses a random key.
-
-use std::sync::OnceLock;
+//! The key is the tenant's own, kept in its file (`tenant_meta.media_link_key`, made by
+//! the migration that added media): it moves with the file, and nothing needs to be shared
+//! between tenants or processes.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,19 +26,6 @@ use crate::ids::TenantId;
 pub const LINK_TTL_SECS: i64 = 3600;
 /// Links are minted to expire on a multiple of this (so they repeat for a while).
 const ROUND_SECS: i64 = 300;
-
-static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-
-/// Derives the link key from the server's token secret. Call once, before serving.
-pub fn init(secret: &[u8]) {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(b"aezen media links v1");
-    let _ = KEY.set(mac.finalize().into_bytes().into());
-}
-
-fn key() -> &'static [u8; 32] {
-    KEY.get_or_init(rand::random)
-}
 
 /// Which bytes of an item a link opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +44,8 @@ impl Variant {
     }
 }
 
-fn mac(tenant: TenantId, media: Uuid, variant: Variant, expires: i64) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key()).expect("HMAC takes any key length");
+fn mac(key: &[u8], tenant: TenantId, media: Uuid, variant: Variant, expires: i64) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(format!("{tenant}/{media}/{}/{expires}", variant.as_str()).as_bytes());
     mac
 }
@@ -72,10 +58,16 @@ pub fn expiry(now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// A link to `variant` of the item, expiring at `expires`.
-pub fn url(tenant: TenantId, media: Uuid, variant: Variant, expires: DateTime<Utc>) -> String {
+pub fn url(
+    key: &[u8],
+    tenant: TenantId,
+    media: Uuid,
+    variant: Variant,
+    expires: DateTime<Utc>,
+) -> String {
     let expires = expires.timestamp();
     let signature =
-        URL_SAFE_NO_PAD.encode(mac(tenant, media, variant, expires).finalize().into_bytes());
+        URL_SAFE_NO_PAD.encode(mac(key, tenant, media, variant, expires).finalize().into_bytes());
     let variant = match variant {
         Variant::Original => "",
         Variant::Thumbnail => "variant=thumbnail&",
@@ -94,6 +86,7 @@ pub enum LinkError {
 
 /// Checks a link's signature (in constant time) and expiry.
 pub fn verify(
+    key: &[u8],
     tenant: TenantId,
     media: Uuid,
     variant: Variant,
@@ -104,7 +97,7 @@ pub fn verify(
     let signature = URL_SAFE_NO_PAD
         .decode(signature)
         .map_err(|_| LinkError::Invalid)?;
-    mac(tenant, media, variant, expires)
+    mac(key, tenant, media, variant, expires)
         .verify_slice(&signature)
         .map_err(|_| LinkError::Invalid)?;
     if expires <= now.timestamp() {
@@ -136,26 +129,28 @@ mod tests {
         let now = Utc::now();
         let expires = expiry(now);
         assert!(expires.timestamp() >= now.timestamp() + LINK_TTL_SECS);
-        let (exp, sig) = parts(&url(tenant, media, Variant::Original, expires));
+        let key = b"one tenant's key";
+        let (exp, sig) = parts(&url(key, tenant, media, Variant::Original, expires));
+        assert_eq!(verify(key, tenant, media, Variant::Original, exp, &sig, now), Ok(()));
         assert_eq!(
-            verify(tenant, media, Variant::Original, exp, &sig, now),
-            Ok(())
+            verify(b"another key", tenant, media, Variant::Original, exp, &sig, now),
+            Err(LinkError::Invalid)
         );
         for (t, m, v) in [
             (other_tenant, media, Variant::Original),
             (tenant, other_media, Variant::Original),
             (tenant, media, Variant::Thumbnail),
         ] {
-            assert_eq!(verify(t, m, v, exp, &sig, now), Err(LinkError::Invalid));
+            assert_eq!(verify(key, t, m, v, exp, &sig, now), Err(LinkError::Invalid));
         }
         assert_eq!(
-            verify(tenant, media, Variant::Original, exp + 1, &sig, now),
+            verify(key, tenant, media, Variant::Original, exp + 1, &sig, now),
             Err(LinkError::Invalid),
             "a longer expiry is not the signed one"
         );
         let later = DateTime::from_timestamp(exp, 0).unwrap();
         assert_eq!(
-            verify(tenant, media, Variant::Original, exp, &sig, later),
+            verify(key, tenant, media, Variant::Original, exp, &sig, later),
             Err(LinkError::Expired)
         );
     }

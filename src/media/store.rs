@@ -85,12 +85,27 @@ pub fn insert(
     Ok(())
 }
 
-/// The tenant the file belongs to (its links are signed for it).
-fn owner(conn: &Connection) -> rusqlite::Result<TenantId> {
-    let id: String = conn
-        .prepare_cached("SELECT value FROM tenant_meta WHERE key = 'tenant_id'")?
-        .query_row([], |row| row.get(0))?;
-    parse_uuid(0, &id).map(TenantId)
+/// Whose file this is, and the key its media links are signed with.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub tenant: TenantId,
+    pub key: Vec<u8>,
+}
+
+/// The file's [`Signer`].
+pub fn signer(conn: &Connection) -> rusqlite::Result<Signer> {
+    let (tenant, key): (String, String) = conn
+        .prepare_cached(
+            "SELECT (SELECT value FROM tenant_meta WHERE key = 'tenant_id'),
+                    (SELECT value FROM tenant_meta WHERE key = 'media_link_key')",
+        )?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(Signer {
+        tenant: parse_uuid(0, &tenant).map(TenantId)?,
+        key: hex::decode(key).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+    })
 }
 
 const MEDIA_COLUMNS: &str = "id, kind, mime_type, file_name, size, width, height, duration_ms, \
@@ -105,7 +120,9 @@ fn enum_col<T>(row: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rusql
     ))
 }
 
-fn media_row(row: &Row<'_>, tenant: TenantId) -> rusqlite::Result<Media> {
+fn media_row(row: &Row<'_>, signer: &Signer) -> rusqlite::Result<Media> {
+    let Signer { tenant, key } = signer;
+    let tenant = *tenant;
     let id = parse_uuid(0, row.get_ref(0)?.as_str()?)?;
     let expires = link::expiry(now());
     let has_thumbnail: bool = row.get(11)?;
@@ -121,8 +138,9 @@ fn media_row(row: &Row<'_>, tenant: TenantId) -> rusqlite::Result<Media> {
         voice: row.get(8)?,
         status: enum_col(row, 9, MediaStatus::parse)?,
         reason: row.get(10)?,
-        url: link::url(tenant, id, Variant::Original, expires),
-        thumbnail_url: has_thumbnail.then(|| link::url(tenant, id, Variant::Thumbnail, expires)),
+        url: link::url(key, tenant, id, Variant::Original, expires),
+        thumbnail_url: has_thumbnail
+            .then(|| link::url(key, tenant, id, Variant::Thumbnail, expires)),
         links_expire_at: expires,
     })
 }
@@ -132,12 +150,12 @@ pub fn attach(conn: &Connection, message: &mut Message) -> rusqlite::Result<()> 
     if MediaKind::parse(&message.kind).is_none() {
         return Ok(());
     }
-    let tenant = owner(conn)?;
+    let signer = signer(conn)?;
     message.media = conn
         .prepare_cached(&format!(
             "SELECT {MEDIA_COLUMNS} FROM media WHERE message_id = ?1"
         ))?
-        .query_row([message.id.to_string()], |row| media_row(row, tenant))
+        .query_row([message.id.to_string()], |row| media_row(row, &signer))
         .optional()?;
     Ok(())
 }
@@ -149,9 +167,9 @@ pub fn attach_all(conn: &Connection, messages: &mut [Message]) -> rusqlite::Resu
 
 /// One item with fresh links, as the API shows it.
 pub fn find(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Media>> {
-    let tenant = owner(conn)?;
+    let signer = signer(conn)?;
     conn.prepare_cached(&format!("SELECT {MEDIA_COLUMNS} FROM media WHERE id = ?1"))?
-        .query_row([id.to_string()], |row| media_row(row, tenant))
+        .query_row([id.to_string()], |row| media_row(row, &signer))
         .optional()
 }
 

@@ -253,6 +253,10 @@ pub enum SessionEvent {
 
 /// Something WhatsApp reports for a tenant.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "each event is built once and moved through one channel; boxing the message would cost an allocation per message"
+)]
 pub enum InboundEvent {
     /// A message; `stored` (if given) is answered once it is durably stored, so a backend can
     /// acknowledge to WhatsApp only then. It is dropped unanswered if storing failed.
