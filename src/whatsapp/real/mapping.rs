@@ -1,6 +1,7 @@
 //! Translation from whatsapp-rust's values to AEZEN's: session events, receipts, messages,
-//! phone numbers and send errors. Pure functions, tested below with hand-built events; nothing
-//! here holds a client or talks to the inbound channel.
+//! phone numbers and send errors (a message's media item is read by [`super::media`]). Pure
+//! functions, tested below with hand-built events; nothing here holds a client or talks to the
+//! inbound channel.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use whatsapp_rust::wacore::proto_helpers::MessageExt;
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{ClientError, IqError, Jid, SendError as WaSendError, Server};
 
+use super::media::incoming_media;
 use crate::whatsapp::{InboundEvent, IncomingMessage, ReceiptKind, SendError, SessionEvent};
 
 const QR_CODES_EXPIRED: &str = "the QR codes expired before one was scanned";
@@ -136,8 +138,11 @@ pub struct UnknownNumber {
 /// Translates a decrypted message into an [`IncomingMessage`].
 ///
 /// - `Ok(None)`: nothing for the inbox: group, broadcast/status and newsletter messages (the
-///   inbox has 1:1 conversations only), and messages without text or caption (reactions,
-///   edits and deletions as protocol messages, media without a caption, …).
+///   inbox has 1:1 conversations only), and messages with neither text nor media (reactions,
+///   edits and deletions as protocol messages, polls, contacts, locations, …).
+/// - A photo, voice note or audio file, video, document or sticker (also inside an ephemeral
+///   or view-once wrapper) maps with its [`IncomingMedia`](crate::whatsapp::IncomingMedia)
+///   (see [`super::media`]); its caption, or `""`, is the content.
 /// - The contact is the chat's other party, also for a message sent from the tenant's phone
 ///   (`from_me`). A chat addressed by LID is keyed by the contact's phone number, so the LID
 ///   and the phone form of one contact land in one conversation: the number comes from the
@@ -163,9 +168,10 @@ pub fn map_message(
         .flatten()
         .map(str::trim)
         .find(|text| !text.is_empty());
-    let Some(content) = content else {
+    let media = incoming_media(message, info);
+    if content.is_none() && media.is_none() {
         return Ok(None);
-    };
+    }
     let contact_number = if chat.server.is_pn_family() {
         phone_number(chat)
     } else {
@@ -200,9 +206,9 @@ pub fn map_message(
         whatsapp_id: info.id.clone(),
         contact_number,
         push_name,
-        content: content.to_owned(),
+        content: content.unwrap_or_default().to_owned(),
         from_me: source.is_from_me,
-        media: None,
+        media,
         timestamp: info.timestamp,
     }))
 }
@@ -321,7 +327,7 @@ pub fn classify_send_error(err: &WaSendError) -> SendError {
     }
 }
 
-fn client_error_is_transient(err: &ClientError) -> bool {
+pub(super) fn client_error_is_transient(err: &ClientError) -> bool {
     match err {
         ClientError::NotConnected | ClientError::NotLoggedIn | ClientError::Socket(_) => true,
         ClientError::Iq(iq) => iq_error_is_transient(iq),
@@ -373,6 +379,7 @@ pub(super) mod tests {
     use whatsapp_rust::waproto::buffa::MessageField;
 
     use super::*;
+    use crate::whatsapp::MediaKind;
 
     pub(crate) const CUSTOMER: &str = "6281234567890";
     pub(crate) const CUSTOMER_LID: &str = "100000012345678";
@@ -455,13 +462,17 @@ pub(super) mod tests {
         };
         let got = mapped(&message, &info("IMG1", Jid::pn(CUSTOMER)));
         assert_eq!(got.content, "this one, size M");
+        let media = got.media.expect("the photo");
+        assert_eq!(media.kind, MediaKind::Image);
+        assert_eq!(media.mime_type, "image/jpeg");
     }
 
     #[test]
-    fn a_message_without_text_or_caption_is_skipped() {
-        let reaction = wa::Message {
-            reaction_message: MessageField::some(wa::message::ReactionMessage {
-                text: Some("👍".to_owned()),
+    fn a_media_item_without_a_caption_is_kept_with_empty_content() {
+        let voice_note = wa::Message {
+            audio_message: MessageField::some(wa::message::AudioMessage {
+                ptt: Some(true),
+                seconds: Some(4),
                 ..Default::default()
             }),
             ..Default::default()
@@ -470,8 +481,67 @@ pub(super) mod tests {
             image_message: MessageField::some(wa::message::ImageMessage::default()),
             ..Default::default()
         };
+        for (message, kind) in [
+            (voice_note, MediaKind::Audio),
+            (bare_image, MediaKind::Image),
+        ] {
+            let got = mapped(&message, &info("V1", Jid::pn(CUSTOMER)));
+            assert_eq!(got.content, "");
+            assert_eq!(got.media.map(|media| media.kind), Some(kind));
+        }
+    }
+
+    #[test]
+    fn media_inside_an_ephemeral_or_view_once_wrapper_is_mapped() {
+        let video = wa::Message {
+            video_message: MessageField::some(wa::message::VideoMessage {
+                caption: Some("unboxing".to_owned()),
+                seconds: Some(12),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let wrap = |message: wa::Message| {
+            MessageField::some(wa::message::FutureProofMessage {
+                message: MessageField::some(message),
+            })
+        };
+        let ephemeral = wa::Message {
+            ephemeral_message: wrap(video.clone()),
+            ..Default::default()
+        };
+        let view_once = wa::Message {
+            view_once_message_v2: wrap(video),
+            ..Default::default()
+        };
+        for message in [ephemeral, view_once] {
+            let got = mapped(&message, &info("E1", Jid::pn(CUSTOMER)));
+            assert_eq!(got.content, "unboxing");
+            let media = got.media.expect("the video");
+            assert_eq!(media.kind, MediaKind::Video);
+            assert_eq!(media.duration_ms, Some(12_000));
+        }
+    }
+
+    #[test]
+    fn a_message_without_text_or_media_is_skipped() {
+        let reaction = wa::Message {
+            reaction_message: MessageField::some(wa::message::ReactionMessage {
+                text: Some("👍".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let revoke = wa::Message {
+            protocol_message: MessageField::some(wa::message::ProtocolMessage::default()),
+            ..Default::default()
+        };
+        let location = wa::Message {
+            location_message: MessageField::some(wa::message::LocationMessage::default()),
+            ..Default::default()
+        };
         let blank = wa::Message::text("   ");
-        for message in [reaction, bare_image, blank] {
+        for message in [reaction, revoke, location, blank] {
             let got = map_message(&message, &info("R1", Jid::pn(CUSTOMER)), None);
             assert_eq!(got, Ok(None));
         }

@@ -8,9 +8,9 @@
 //!
 //! How events travel:
 //! - Messages go through an [`InboundDurabilityHook`](whatsapp_rust::InboundDurabilityHook):
-//!   each 1:1 text is sent to ingest with a `stored` reply, and the hook returns `Ok` (so the
-//!   crate acknowledges to WhatsApp) only once every message of the batch is committed.
-//!   Otherwise WhatsApp redelivers; ingest recognises a redelivered id.
+//!   each 1:1 text or media message is sent to ingest with a `stored` reply, and the hook
+//!   returns `Ok` (so the crate acknowledges to WhatsApp) only once every message of the batch
+//!   is committed. Otherwise WhatsApp redelivers; ingest recognises a redelivered id.
 //! - Everything else (session life cycle, receipts) is forwarded in arrival order from the
 //!   crate's event bus to a per-tenant task that maps it and puts it on the inbound channel.
 //!   Once AEZEN stops a client, or its session ended for good, its later events are dropped:
@@ -19,11 +19,19 @@
 //!   reported, so it does not hold its client, store connection and files until the tenant
 //!   connects again.
 //!
+//! Media: an incoming item arrives as metadata (kind, type, size, thumbnail) with a source,
+//! opaque to the rest of AEZEN, that names its copy on WhatsApp's CDN and the message it came
+//! in. Nothing is downloaded at ingest: `download_media` fetches and decrypts the bytes when
+//! asked; a copy the CDN no longer has (`DownloadError::Expired`) is asked for again from the
+//! sender's phone with `request_reupload`, which returns the source to download from next.
+//! `send_media` uploads the bytes, then sends the message that carries them.
+//!
 //! Using an unofficial client may break WhatsApp's terms and get a number banned.
 //!
-//! The files: `mapping` (the pure translation, with its unit tests), `pump` (the event pump
-//! and the durability hook), `network` (the network seam) and `tests` (the client's life cycle
-//! on networks that refuse to connect).
+//! The files: `mapping` (the pure translation, with its unit tests), `media` (media in and
+//! out: the source format, downloads, re-uploads and outgoing messages, with their unit
+//! tests), `pump` (the event pump and the durability hook), `network` (the network seam) and
+//! `tests` (the client's life cycle on networks that refuse to connect).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,11 +51,13 @@ use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, Jid, TokioRuntime};
 
 use super::{
-    BackendKind, Inbound, InboundEvent, LinkMethod, SendError, SessionError, SessionEvent, WhatsApp,
+    BackendKind, DownloadError, Inbound, InboundEvent, LinkMethod, OutgoingMedia, SendError,
+    SessionError, SessionEvent, WhatsApp,
 };
 use crate::ids::TenantId;
 
 mod mapping;
+mod media;
 mod network;
 mod pump;
 #[cfg(test)]
@@ -309,6 +319,15 @@ async fn stop(tenant: TenantId, session: Session) -> Stopped {
     stopped
 }
 
+/// The chat of a phone number AEZEN sends to; a number that is not one is refused for good.
+fn recipient(number: &str) -> Result<Jid, SendError> {
+    phone_jid(number).ok_or_else(|| {
+        SendError::Rejected(format!(
+            "{number:?} is not a phone number in international form"
+        ))
+    })
+}
+
 async fn inject(inbound: &mpsc::Sender<Inbound>, tenant: TenantId, event: InboundEvent) -> bool {
     // The receiver lives as long as the application; a failed send means it is stopping.
     inbound.send(Inbound { tenant, event }).await.is_ok()
@@ -351,11 +370,7 @@ impl WhatsApp for RealWhatsApp {
         text: &'a str,
     ) -> BoxFuture<'a, Result<String, SendError>> {
         async move {
-            let jid = phone_jid(to).ok_or_else(|| {
-                SendError::Rejected(format!(
-                    "{to:?} is not a phone number in international form"
-                ))
-            })?;
+            let jid = recipient(to)?;
             let client = self.ready_client(tenant).ok_or(SendError::NotConnected)?;
             match client.send_text(jid, text).await {
                 Ok(sent) => Ok(sent.message_id),
@@ -376,11 +391,7 @@ impl WhatsApp for RealWhatsApp {
         ids: &'a [String],
     ) -> BoxFuture<'a, Result<(), SendError>> {
         async move {
-            let pn = phone_jid(chat).ok_or_else(|| {
-                SendError::Rejected(format!(
-                    "{chat:?} is not a phone number in international form"
-                ))
-            })?;
+            let pn = recipient(chat)?;
             let client = self.ready_client(tenant).ok_or(SendError::NotConnected)?;
             // A contact WhatsApp addresses by LID gets the receipt on its LID chat, where its
             // messages came from.
@@ -399,6 +410,48 @@ impl WhatsApp for RealWhatsApp {
 
     fn is_connected(&self, tenant: TenantId) -> bool {
         self.ready_client(tenant).is_some()
+    }
+
+    fn send_media<'a>(
+        &'a self,
+        tenant: TenantId,
+        to: &'a str,
+        media: OutgoingMedia<'a>,
+    ) -> BoxFuture<'a, Result<String, SendError>> {
+        async move {
+            let jid = recipient(to)?;
+            let client = self.ready_client(tenant).ok_or(SendError::NotConnected)?;
+            media::send(tenant, &client, jid, media).await
+        }
+        .boxed()
+    }
+
+    fn download_media<'a>(
+        &'a self,
+        tenant: TenantId,
+        source: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<Vec<u8>, DownloadError>> {
+        async move {
+            let client = self
+                .ready_client(tenant)
+                .ok_or(DownloadError::NotConnected)?;
+            media::download(&client, source).await
+        }
+        .boxed()
+    }
+
+    fn request_reupload<'a>(
+        &'a self,
+        tenant: TenantId,
+        source: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<serde_json::Value, DownloadError>> {
+        async move {
+            let client = self
+                .ready_client(tenant)
+                .ok_or(DownloadError::NotConnected)?;
+            media::request_reupload(&client, source).await
+        }
+        .boxed()
     }
 
     fn connect<'a>(
