@@ -8,6 +8,7 @@ mod contract;
 mod headers;
 mod helpers;
 mod hygiene;
+mod media;
 mod metrics;
 mod ops;
 mod socketio_js;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Account, TestApp, assert_error, spawn_app};
 
 /// What a run of the `aezen` binary printed and how it ended.
-struct Run {
+pub(crate) struct Run {
     ok: bool,
     stdout: String,
     stderr: String,
@@ -20,7 +20,7 @@ struct Run {
 
 impl Run {
     #[track_caller]
-    fn succeeded(self) -> Self {
+    pub(crate) fn succeeded(self) -> Self {
         assert!(self.ok, "aezen failed:\n{}\n{}", self.stdout, self.stderr);
         self
     }
@@ -43,7 +43,7 @@ impl Run {
 }
 
 /// Runs `aezen <args>` on `app`'s data and session folders (its config), bounded in time.
-async fn aezen(app_config: &aezen::Config, args: &[&str]) -> Run {
+pub(crate) async fn aezen(app_config: &aezen::Config, args: &[&str]) -> Run {
     let output = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new(env!("CARGO_BIN_EXE_aezen"))
@@ -65,7 +65,7 @@ async fn aezen(app_config: &aezen::Config, args: &[&str]) -> Run {
     }
 }
 
-fn path_str(p: &Path) -> &str {
+pub(crate) fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
