@@ -161,7 +161,7 @@ pub struct Config {
     /// Largest media item stored, in bytes (uploads and incoming items alike). A larger
     /// incoming item is recorded as `unavailable` with its metadata, never dropped; a larger
     /// upload is refused with 413.
-    #[arg(long, env = "AEZEN_MEDIA_MAX_BYTES", default_value_t = crate::media::DEFAULT_MAX_BYTES)]
+    #[arg(long, env = "AEZEN_MEDIA_MAX_BYTES", default_value_t = DEFAULT_MEDIA_MAX_BYTES)]
     pub media_max_bytes: u64,
 
     /// The first retry's delay after a failed media download, in ms (then doubling to an
@@ -234,6 +234,9 @@ pub enum BackendKind {
     /// An offline stand-in driven by the `simulate/*` endpoints.
     Simulated,
 }
+
+/// The default of `--media-max-bytes` (64 MiB).
+pub const DEFAULT_MEDIA_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Whether other processes may open a database file while this one has it open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

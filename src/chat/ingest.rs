@@ -298,17 +298,17 @@ mod tests {
         let (tx, _rx) = mpsc::channel(1);
         let whatsapp = Arc::new(Simulated::new(tx, Duration::from_secs(20)));
         let outbox = Outbox::new(whatsapp.clone(), world.events.clone());
-        let sessions = Sessions::new(
-            world.dir.path().join("sessions"),
-            whatsapp,
-            world.events.clone(),
-            world.master.clone(),
-        );
         let media = Fetcher::new(
             whatsapp.clone(),
             world.events.clone(),
             crate::media::DEFAULT_MAX_BYTES,
             Duration::from_secs(30),
+        );
+        let sessions = Sessions::new(
+            world.dir.path().join("sessions"),
+            whatsapp,
+            world.events.clone(),
+            world.master.clone(),
         );
         Ingest {
             events: world.events.clone(),

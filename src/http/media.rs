@@ -69,6 +69,7 @@ pub enum VariantParam {
 pub struct MediaQuery {
     /// `thumbnail`: the JPEG preview WhatsApp sent with a photo or video.
     #[serde(default)]
+    #[param(inline)]
     pub variant: VariantParam,
     /// Signed links only: the tenant the link was signed for.
     pub tenant: Option<TenantId>,
@@ -135,8 +136,16 @@ impl MediaAccess {
         let tenant = self.db.tenant();
         let variant = self.variant;
         let signer = db.run(|conn| Ok(store::signer(conn)?)).await?;
-        link::verify(&signer.key, tenant, id, variant, expires, &signature, crate::chat::now())
-            .map_err(refused)?;
+        link::verify(
+            &signer.key,
+            tenant,
+            id,
+            variant,
+            expires,
+            &signature,
+            crate::chat::now(),
+        )
+        .map_err(refused)?;
         Ok(db)
     }
 }
@@ -600,7 +609,7 @@ fn too_large(max: u64) -> ApiError {
 }
 
 fn human_size(bytes: u64) -> String {
-    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
         format!("{} MiB", bytes / (1024 * 1024))
     } else {
         format!("{bytes}-byte")

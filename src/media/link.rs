@@ -66,8 +66,11 @@ pub fn url(
     expires: DateTime<Utc>,
 ) -> String {
     let expires = expires.timestamp();
-    let signature =
-        URL_SAFE_NO_PAD.encode(mac(key, tenant, media, variant, expires).finalize().into_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(
+        mac(key, tenant, media, variant, expires)
+            .finalize()
+            .into_bytes(),
+    );
     let variant = match variant {
         Variant::Original => "",
         Variant::Thumbnail => "variant=thumbnail&",
@@ -131,9 +134,20 @@ mod tests {
         assert!(expires.timestamp() >= now.timestamp() + LINK_TTL_SECS);
         let key = b"one tenant's key";
         let (exp, sig) = parts(&url(key, tenant, media, Variant::Original, expires));
-        assert_eq!(verify(key, tenant, media, Variant::Original, exp, &sig, now), Ok(()));
         assert_eq!(
-            verify(b"another key", tenant, media, Variant::Original, exp, &sig, now),
+            verify(key, tenant, media, Variant::Original, exp, &sig, now),
+            Ok(())
+        );
+        assert_eq!(
+            verify(
+                b"another key",
+                tenant,
+                media,
+                Variant::Original,
+                exp,
+                &sig,
+                now
+            ),
             Err(LinkError::Invalid)
         );
         for (t, m, v) in [
@@ -141,7 +155,10 @@ mod tests {
             (tenant, other_media, Variant::Original),
             (tenant, media, Variant::Thumbnail),
         ] {
-            assert_eq!(verify(key, t, m, v, exp, &sig, now), Err(LinkError::Invalid));
+            assert_eq!(
+                verify(key, t, m, v, exp, &sig, now),
+                Err(LinkError::Invalid)
+            );
         }
         assert_eq!(
             verify(key, tenant, media, Variant::Original, exp + 1, &sig, now),

@@ -160,7 +160,7 @@ async fn the_openapi_document_lists_every_endpoint_with_its_schemas() {
     let event = &schemas["Event"];
     assert_eq!(event["discriminator"]["propertyName"], "type");
     let mapping = event["discriminator"]["mapping"].as_object().unwrap();
-    assert_eq!(mapping.len(), 8, "{mapping:?}");
+    assert_eq!(mapping.len(), 9, "{mapping:?}");
     let mention = &schemas["MentionEvent"];
     for field in ["notification", "message", "conversation"] {
         assert!(

@@ -167,11 +167,12 @@ async fn a_tenant_file_from_an_older_version_is_migrated_when_next_opened() {
     let file = app.tenant_files().remove(0);
     let (root, config) = app.stop().await;
     // Turn the file back into one written by a binary with migrations 1–2 only (V3's row,
-    // what V5 to V7 added, and the history of V3 to V7; V4 rebuilds `message` from whatever it
+    // what V5 to V8 added, and the history of V3 to V8; V4 rebuilds `message` from whatever it
     // finds, so it re-runs).
     let conn = rusqlite::Connection::open(&file).unwrap();
     conn.execute_batch(
-        "DELETE FROM tenant_meta WHERE key IN ('newest_message', 'read_since');
+        "DELETE FROM tenant_meta WHERE key IN ('newest_message', 'read_since', 'media_link_key');
+         DROP TRIGGER media_blob_release; DROP TABLE media; DROP TABLE media_blob;
          DROP TRIGGER message_fts_insert; DROP TRIGGER message_fts_delete;
          DROP TRIGGER message_fts_update; DROP TABLE message_fts;
          DROP TABLE canned_response; DROP TABLE notification; DROP TABLE member;
@@ -197,7 +198,7 @@ async fn a_tenant_file_from_an_older_version_is_migrated_when_next_opened() {
     let app = TestApp::start_on(root, config).await;
     let (status, body) = app.get("/api/tenant", &owner.token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["schemaVersion"], 7);
+    assert_eq!(body["schemaVersion"], 8);
     let (status, page) = app.get("/api/conversations?limit=2", &owner.token).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let (_root, _config) = app.stop().await;
