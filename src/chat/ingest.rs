@@ -71,6 +71,7 @@ impl Ingest {
                     self.sessions.on_event(tenant, event).await;
                     if connected {
                         self.outbox.kick(tenant);
+                        self.media.kick(tenant);
                     }
                 }
                 other => writes.push(other),
