@@ -497,7 +497,7 @@ pub struct SendMediaForm {
         (status = 404, description = "no such conversation in the caller's tenant", body = ErrorBody),
         (status = 413, description = "the file is larger than --media-max-bytes", body = ErrorBody),
         (status = 415, description = "`media_type_mismatch`: the declared type is not what the bytes are", body = ErrorBody),
-        (status = 422, description = "a caption over the limit, a bad `voice`, or `voice=true` on a file that is not Ogg Opus", body = ErrorBody),
+        (status = 422, description = "a caption over the limit or on audio or a sticker, a bad `voice`, or `voice=true` on a file that is not Ogg Opus", body = ErrorBody),
     ))]
 async fn send_media(
     State(state): State<AppState>,
@@ -561,6 +561,16 @@ async fn send_media(
         crate::text::body("caption", &caption, MAX_CAPTION_CHARS)?;
     }
     let sniffed = sniff(&bytes, declared.as_deref(), voice)?;
+    if !caption.is_empty() && matches!(sniffed.kind, MediaKind::Audio | MediaKind::Sticker) {
+        return Err(ApiError::validation(format!(
+            "a caption cannot go with {} (WhatsApp shows none); send it as a text",
+            if sniffed.kind == MediaKind::Audio {
+                "audio"
+            } else {
+                "a sticker"
+            }
+        )));
+    }
     // A name only for what is saved as a file; a photo's "IMG_2041.jpg" says nothing.
     let file_name = file_name
         .filter(|_| matches!(sniffed.kind, MediaKind::Document | MediaKind::Audio) && !voice);

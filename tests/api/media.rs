@@ -22,6 +22,8 @@ const PNG: &[u8] = &[
     0x42, 0x60, 0x82,
 ];
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
+/// The first page of an Ogg Opus stream.
+const OPUS: &[u8] = b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x13OpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00";
 /// Stands in for WhatsApp's JPEG preview (served as sent).
 const THUMB: &[u8] = b"\xff\xd8\xff\xe0 a small jpeg preview \xff\xd9";
 
@@ -377,24 +379,33 @@ async fn a_pdf_and_an_image_are_sent_through_the_outbox() {
         ),
         (json!(1), json!(1))
     );
+    let voice = Form::new()
+        .part("file", file(OPUS, "note.ogg", "audio/ogg"))
+        .text("voice", "true");
+    let (status, note) = send_media(&app, &owner, &id, voice).await;
+    assert_eq!(status, StatusCode::CREATED, "{note}");
+    assert_eq!(note["type"], "audio");
+    assert_eq!(note["media"]["voice"], true);
+    assert_eq!(note["media"]["mimeType"], "audio/ogg; codecs=opus");
 
     let path = format!("/api/conversations/{id}/messages");
     app.wait_for(&path, &owner.token, |page| {
         page["items"]
             .as_array()
-            .is_some_and(|items| items.len() == 2 && items.iter().all(|m| m["status"] == "sent"))
+            .is_some_and(|items| items.len() == 3 && items.iter().all(|m| m["status"] == "sent"))
     })
     .await;
     let tenant = owner.tenant_id.parse().unwrap();
     let sent = app.simulated().sent_media(tenant);
-    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent[2].voice);
     assert_eq!(sent[0].mime_type, "application/pdf");
     assert_eq!(sent[0].caption, "your invoice");
     assert_eq!(sent[0].size, PDF.len());
     assert_eq!(sent[1].kind, aezen::whatsapp::MediaKind::Image);
     assert!(app.simulated().sent(tenant).is_empty(), "no text went out");
     let (_, list) = app.get("/api/conversations", &owner.token).await;
-    assert_eq!(list["items"][0]["lastMessage"], "Photo");
+    assert_eq!(list["items"][0]["lastMessage"], "Voice message");
     // What was sent is served back as stored.
     let res = fetch(&app, pdf["media"]["url"].as_str().unwrap(), &[]).await;
     assert!(
@@ -450,6 +461,15 @@ async fn bad_uploads_are_refused_naming_the_problem_with_nothing_written() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
             "caption",
+        ),
+        (
+            Form::new()
+                .part("file", file(OPUS, "note.ogg", "audio/ogg"))
+                .text("voice", "true")
+                .text("caption", "listen"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "caption cannot go with audio",
         ),
         (
             Form::new().part("file", pdf()).text("voice", "true"),
