@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { after, before, test } from "node:test";
 import { call, connectWhatsapp, incoming, screenshot, setup, signUpApi } from "./harness.mjs";
+import { pdf, png } from "./media-files.mjs";
 
 const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
@@ -78,6 +79,48 @@ for (const scheme of ["light", "dark"]) {
     await page.locator(".msg-in").first().waitFor();
     await audit(page, "inbox with a chat open");
     if (scheme === "dark") await screenshot(page, "inbox-dark-desktop");
+
+    // Media in the chat: a photo with a caption, a document, and a file being attached.
+    const simulate = (body) =>
+      call(
+        env.server.url,
+        "POST",
+        "/api/integrations/whatsapp/simulate/incoming",
+        { from: "+6281400000001", ...body },
+        owner.token,
+      );
+    await simulate({
+      content: "Our price list",
+      type: "image",
+      media: png(120, 80).toString("base64"),
+      width: 120,
+      height: 80,
+    });
+    await simulate({
+      content: "",
+      type: "document",
+      media: pdf().toString("base64"),
+      mimeType: "application/pdf",
+      fileName: "price-list-2025.pdf",
+    });
+    await page.locator(".msg-in .media-doc").waitFor();
+    await page.waitForFunction(() => {
+      const img = document.querySelector(".msg-in .media img");
+      return img instanceof HTMLImageElement && img.complete && img.naturalWidth > 0;
+    });
+    await page.locator(".composer input[type=file]").setInputFiles({
+      name: "reply.png",
+      mimeType: "image/png",
+      buffer: png(20, 20),
+    });
+    await page.locator(".attach-strip img").waitFor();
+    await audit(page, "chat with a photo, a document and an attachment");
+    if (scheme === "light") await screenshot(page, "inbox-media-desktop");
+    await page.getByRole("button", { name: "Remove reply.png" }).click();
+    await page.getByRole("button", { name: "Open the photo full size" }).click();
+    await page.getByRole("dialog", { name: "Photo" }).waitFor();
+    await audit(page, "photo dialog");
+    await page.keyboard.press("Escape");
 
     // The chat header's menus and the note composer.
     await page.locator(".chat-head").getByRole("button", { name: "Assign" }).click();

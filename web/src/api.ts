@@ -13,6 +13,7 @@ import type {
   EventPage,
   Integration,
   Label,
+  Media,
   Message,
   NotificationPage,
   Page,
@@ -120,13 +121,64 @@ function parseJson(text: string): unknown {
 
 /** A non-2xx answer as an ApiError (a 401 on an authenticated call also signs out). */
 function failure(res: Response, data: unknown, auth: boolean): ApiError {
+  return failureOf(res.status, res.headers.get("Retry-After"), data, auth);
+}
+
+function failureOf(
+  status: number,
+  retryAfter: string | null,
+  data: unknown,
+  auth: boolean,
+  serverWords = false,
+): ApiError {
   const err = (data as { error?: { code?: string; message?: string } } | null)?.error;
   const code = err?.code ?? "http_error";
-  if (res.status === 401 && auth) onUnauthorized();
-  const retry = Number(res.headers.get("Retry-After")) || undefined;
-  let msg = plainMessage(res.status, code, err?.message ?? "");
+  if (status === 401 && auth) onUnauthorized();
+  const retry = Number(retryAfter) || undefined;
+  // An upload's refusals (too large, not what its name says) are the server's own sentence.
+  let msg =
+    serverWords && err?.message && code !== "internal_error" && code !== "rate_limited"
+      ? sentence(err.message)
+      : plainMessage(status, code, err?.message ?? "");
   if (code === "rate_limited" && retry) msg = `Too many attempts. Try again in ${retry} s.`;
-  return new ApiError(res.status, code, msg, retry);
+  return new ApiError(status, code, msg, retry);
+}
+
+function sentence(message: string): string {
+  return message.charAt(0).toUpperCase() + message.slice(1).replace(/\.?$/, ".");
+}
+
+/** An upload under way: its answer, and a way to stop it. */
+export interface Upload<T> {
+  done: Promise<T>;
+  abort: () => void;
+}
+
+/**
+ * A multipart upload over XMLHttpRequest (fetch has no upload progress): `onProgress` gets
+ * the fraction sent, 0 to 1. An abort rejects with code `aborted`.
+ */
+function upload<T>(path: string, form: FormData, onProgress?: (sent: number) => void): Upload<T> {
+  const xhr = new XMLHttpRequest();
+  const done = new Promise<T>((resolve, reject) => {
+    xhr.open("POST", path);
+    xhr.setRequestHeader("Accept", "application/json");
+    const token = getToken();
+    if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable && e.total > 0) onProgress?.(e.loaded / e.total);
+    };
+    xhr.onload = () => {
+      const data = parseJson(xhr.responseText);
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data as T);
+      else reject(failureOf(xhr.status, xhr.getResponseHeader("Retry-After"), data, true, true));
+    };
+    xhr.onerror = () =>
+      reject(new ApiError(0, "network", "The upload failed. Check your connection and try again."));
+    xhr.onabort = () => reject(new ApiError(0, "aborted", "The upload was cancelled."));
+    xhr.send(form);
+  });
+  return { done, abort: () => xhr.abort() };
 }
 
 /** The file name a `Content-Disposition: attachment; filename="…"` header gives, if any. */
@@ -255,6 +307,28 @@ export const api = {
     ),
   send: (id: string, content: string) =>
     request<Message>("POST", `/api/conversations/${encodeURIComponent(id)}/send`, { content }),
+  /**
+   * Sends a file (`POST …/send-media`, multipart): a photo, video, audio, document; `voice`
+   * sends audio as a voice note. 201 with the message (pending, like a text).
+   */
+  sendMedia: (
+    id: string,
+    file: File,
+    opts: { caption?: string; voice?: boolean } = {},
+    onProgress?: (sent: number) => void,
+  ): Upload<Message> => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    if (opts.caption) form.append("caption", opts.caption);
+    if (opts.voice) form.append("voice", "true");
+    return upload<Message>(
+      `/api/conversations/${encodeURIComponent(id)}/send-media`,
+      form,
+      onProgress,
+    );
+  },
+  /** A media item with fresh signed links (the old ones expired or failed to load). */
+  mediaLinks: (id: string) => request<Media>("GET", `/api/media/${encodeURIComponent(id)}/links`),
   markRead: (id: string) =>
     request<Conversation>("POST", `/api/conversations/${encodeURIComponent(id)}/read`),
 

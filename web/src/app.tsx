@@ -39,7 +39,11 @@ setIncomingHook((m, c) => {
   updateTitle();
   if ("Notification" in window && Notification.permission === "granted") {
     try {
-      const n = new Notification(displayName(c), { body: m.content, tag: c.id });
+      const n = new Notification(displayName(c), {
+        // A photo without a caption: the list's summary ("Photo", "Voice message (0:12)").
+        body: m.content || c.lastMessage || "",
+        tag: c.id,
+      });
       n.onclick = () => {
         window.focus();
         navigate(`/inbox/${c.id}`);

@@ -1,10 +1,17 @@
 // Inbox data: the conversation list (paged over nextCursor), the open chat's history (paged
 // upward with `before`), sending, and applying realtime events to both.
 
-import { ApiError, api } from "./api";
+import { ApiError, api, type Upload } from "./api";
 import { navigate } from "./router";
 import { getState, initialList, type ListState, setState, type Thread, toast } from "./store";
-import type { AppEvent, Conversation, Message, MessageStatus, WireConversation } from "./types";
+import type {
+  AppEvent,
+  Conversation,
+  Media,
+  Message,
+  MessageStatus,
+  WireConversation,
+} from "./types";
 
 const RANK: Record<MessageStatus, number> = {
   pending: 0,
@@ -281,6 +288,14 @@ export function upsertConversation(wire: WireConversation, moved: boolean, bump 
   const s = getState();
   const prev = s.conversations[wire.id];
   const c = normal(wire, prev);
+  // An answer computed before a newer message (a mark-read in flight while one arrives) does
+  // not take the list's last message back.
+  if (prev?.lastMessageAt && c.lastMessageAt && prev.lastMessageAt !== c.lastMessageAt) {
+    if (Date.parse(prev.lastMessageAt) > Date.parse(c.lastMessageAt)) {
+      c.lastMessage = prev.lastMessage;
+      c.lastMessageAt = prev.lastMessageAt;
+    }
+  }
   if (wire.unreadCount === undefined) {
     if (prev) c.unreadCount = prev.unreadCount + (bump ? 1 : 0);
     else {
@@ -440,13 +455,92 @@ export async function sendNote(id: string, content: string): Promise<void> {
   applyMessage(message);
 }
 
-/** Sends a failed message's text again, as a new message. */
+/**
+ * Sends a file with its caption; `onProgress` follows the upload (0 to 1). The message joins
+ * the chat once the server has it (201), then moves through the usual ticks.
+ */
+export function sendMedia(
+  id: string,
+  file: File,
+  caption: string,
+  onProgress?: (sent: number) => void,
+  voice = false,
+): Upload<Message> {
+  const up = api.sendMedia(id, file, { caption, voice }, onProgress);
+  return {
+    abort: up.abort,
+    done: up.done.then((message) => {
+      applyMessage(message);
+      return message;
+    }),
+  };
+}
+
+/**
+ * Sends a failed message again, as a new message: its text, or its file (read back through
+ * its link) and caption.
+ */
 export async function retry(message: Message): Promise<void> {
   try {
-    await sendMessage(message.conversationId, message.content);
+    const media = message.media;
+    if (media) {
+      const fresh = await api.mediaLinks(media.id);
+      const res = await fetch(fresh.url);
+      if (!res.ok) throw new Error("The file could not be read back to send it again.");
+      const blob = await res.blob();
+      const name = media.fileName ?? `${media.kind}${extension(media.mimeType)}`;
+      const file = new File([blob], name, { type: media.mimeType });
+      await sendMedia(message.conversationId, file, message.content, undefined, media.voice).done;
+    } else {
+      await sendMessage(message.conversationId, message.content);
+    }
   } catch (e) {
     toast((e as Error).message);
   }
+}
+
+function extension(mime: string): string {
+  const sub = mime.split("/")[1]?.split(";")[0] ?? "";
+  if (sub === "jpeg") return ".jpg";
+  return /^[a-z0-9]{2,5}$/.test(sub) ? `.${sub}` : "";
+}
+
+// Media items whose links were renewed, with the renewed link: a second failure of the same
+// link is not asked again (the item is broken, not its link).
+const renewed = new Map<string, string>();
+const renewing = new Map<string, Promise<Media | null>>();
+
+/**
+ * Fresh signed links for a message's media (they expired, or an element failed to load with
+ * them), put into the chat; null when they were already renewed and fail still.
+ */
+export function renewMediaLinks(m: Message, failedUrl?: string): Promise<Media | null> {
+  const media = m.media;
+  if (!media) return Promise.resolve(null);
+  if (failedUrl !== undefined && renewed.get(media.id) === failedUrl) return Promise.resolve(null);
+  const inFlight = renewing.get(media.id);
+  if (inFlight) return inFlight;
+  const p = api
+    .mediaLinks(media.id)
+    .then((fresh) => {
+      renewed.set(media.id, fresh.url);
+      replaceMedia(m.conversationId, m.id, fresh);
+      return fresh;
+    })
+    .catch(() => null)
+    .finally(() => renewing.delete(media.id));
+  renewing.set(media.id, p);
+  return p;
+}
+
+function replaceMedia(conversationId: string, messageId: string, media: Media): void {
+  const thread = getState().threads[conversationId];
+  if (!thread?.loaded) return;
+  const at = thread.items.findIndex((x) => x.id === messageId);
+  if (at < 0) return;
+  const items = thread.items.slice();
+  items[at] = { ...items[at], media };
+  setThread(conversationId, { items });
 }
 
 function applyMessage(m: Message): void {
@@ -490,6 +584,9 @@ export function applyChatEvent(e: AppEvent, live: boolean): void {
       break;
     }
     case "message_status":
+    case "media_updated":
+      // A receipt, or an incoming item's bytes stored (or its fetch failed): the message in
+      // place, if the chat has it.
       if (e.message) applyStatus(e.message);
       break;
     case "note_added":

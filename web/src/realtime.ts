@@ -14,6 +14,7 @@ const EVENTS: EventType[] = [
   "incoming_message",
   "message_sent",
   "message_status",
+  "media_updated",
   "conversation_updated",
   "note_added",
   "mention",

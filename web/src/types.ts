@@ -112,12 +112,51 @@ export interface SearchHit {
 
 export type MessageStatus = "pending" | "sent" | "delivered" | "read" | "failed";
 
+/** What a message carries: text, or a media item (its `content` is then the caption). */
+export type MessageType = "text" | "image" | "audio" | "video" | "document" | "sticker";
+
+/**
+ * Where a media item's bytes are: stored here (`ready`), being fetched from WhatsApp
+ * (`pending`), the last fetch failed and is retried (`failed`), or never to be fetched
+ * (`unavailable`: too large, or WhatsApp offers no way).
+ */
+export type MediaStatus = "ready" | "pending" | "failed" | "unavailable";
+
+/** A message's photo, voice note, video, document or sticker (docs/MEDIA.md). */
+export interface Media {
+  id: string;
+  kind: Exclude<MessageType, "text">;
+  mimeType: string;
+  fileName: string | null;
+  /** Bytes. */
+  size: number | null;
+  width?: number;
+  height?: number;
+  durationMs?: number;
+  /** A voice note (recorded in WhatsApp) rather than an audio file. */
+  voice: boolean;
+  status: MediaStatus;
+  /** Why a fetch failed, or why the item is unavailable. */
+  reason?: string;
+  /**
+   * Signed links (`/api/media/{id}?tenant=…&expires=…&signature=…`): usable as `src` or
+   * `href` without the bearer token until `linksExpireAt`; `GET /api/media/{id}/links` gives
+   * fresh ones.
+   */
+  url: string;
+  thumbnailUrl?: string;
+  linksExpireAt: string;
+}
+
 export interface Message {
   id: string;
   conversationId: string;
+  /** The text, or a media message's caption (possibly empty). */
   content: string;
   sender: "agent" | "user";
-  type: string;
+  type: MessageType;
+  /** Media messages only. */
+  media?: Media;
   status: MessageStatus;
   isRead: boolean;
   whatsappId: string | null;
@@ -165,6 +204,7 @@ export type EventType =
   | "incoming_message"
   | "message_sent"
   | "message_status"
+  | "media_updated"
   | "conversation_updated"
   | "note_added"
   | "mention"

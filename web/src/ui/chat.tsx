@@ -7,6 +7,7 @@ import type { Message, User } from "../types";
 import { ChatHeader } from "./chat-head";
 import { Composer } from "./composer";
 import { IconAlert, IconCheck, IconClock, IconDoubleCheck } from "./icons";
+import { isMedia, MediaBody } from "./media";
 
 const STATUS_LABEL: Record<Message["status"], string> = {
   pending: "Sending",
@@ -62,6 +63,7 @@ function withMentions(text: string, team: User[]) {
 const Bubble = memo(function Bubble(props: { m: Message; highlight: boolean; team: User[] }) {
   const { m, highlight, team } = props;
   const mine = m.sender === "agent";
+  const media = isMedia(m);
   if (m.private) {
     const author = team.find((u) => u.id === m.authorId)?.name ?? "A teammate";
     return (
@@ -91,8 +93,9 @@ const Bubble = memo(function Bubble(props: { m: Message; highlight: boolean; tea
       data-id={m.id}
       tabIndex={highlight ? -1 : undefined}
     >
-      <div class="bubble">
-        <p class="bubble-text">{m.content}</p>
+      <div class={`bubble ${media ? `bubble-media bubble-${m.media?.kind ?? m.type}` : ""}`}>
+        {media && <MediaBody m={m} />}
+        {(!media || m.content) && <p class="bubble-text">{m.content}</p>}
         <span class="bubble-meta">
           <time dateTime={m.createdAt} title={fullTime(m.createdAt)}>
             {clock(m.createdAt)}
@@ -190,14 +193,59 @@ export function Chat(props: { id: string; focus?: string | null }) {
     return () => document.removeEventListener("visibilitychange", onVisible);
   }, [id]);
 
+  // A file dragged over the chat: dropped, it becomes the composer's attachment.
+  const [dragging, setDragging] = useState(false);
+  const [dropped, setDropped] = useState<File | null>(null);
+  const depth = useRef(0);
+  const hasFiles = (e: DragEvent) => Array.from(e.dataTransfer?.types ?? []).includes("Files");
+  // An image or a player that loads grows its bubble: stay at the bottom if the view was.
+  const keepBottom = () => {
+    const el = scroller.current;
+    if (el && stick.current) el.scrollTop = el.scrollHeight;
+  };
+
   const name = c ? displayName(c) : "";
   let lastDay = "";
   return (
-    <div class="chat">
+    // biome-ignore lint/a11y/noStaticElementInteractions: a drop target for files; the keyboard's way is the Attach button
+    <div
+      class={`chat ${dragging ? "chat-dragging" : ""}`}
+      onDragEnter={(e) => {
+        if (!hasFiles(e)) return;
+        e.preventDefault();
+        depth.current += 1;
+        setDragging(true);
+      }}
+      onDragOver={(e) => {
+        if (!hasFiles(e)) return;
+        e.preventDefault();
+        if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
+      }}
+      onDragLeave={(e) => {
+        if (!hasFiles(e)) return;
+        depth.current = Math.max(0, depth.current - 1);
+        if (depth.current === 0) setDragging(false);
+      }}
+      onDrop={(e) => {
+        if (!hasFiles(e)) return;
+        e.preventDefault();
+        depth.current = 0;
+        setDragging(false);
+        const file = e.dataTransfer?.files[0];
+        if (file) setDropped(file);
+      }}
+    >
       <ChatHeader c={c} />
+      {dragging && (
+        <div class="drop-hint" aria-hidden="true">
+          Drop the file to attach it
+        </div>
+      )}
       <div
         class="chat-scroll"
         ref={scroller}
+        onLoadCapture={keepBottom}
+        onLoadedMetadataCapture={keepBottom}
         onScroll={(e) => {
           const el = e.currentTarget as HTMLDivElement;
           stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
@@ -244,7 +292,7 @@ export function Chat(props: { id: string; focus?: string | null }) {
           WhatsApp is not connected: messages you send wait as “Sending” and go out once it is.
         </p>
       )}
-      <Composer id={id} />
+      <Composer id={id} dropped={dropped} onDroppedTaken={() => setDropped(null)} />
     </div>
   );
 }

@@ -1,13 +1,17 @@
 // The composer: a reply to the contact, or (the Note toggle) a private note for the team.
 // `/` at the start offers the quick replies, filtered as one types; `@` in a note offers the
 // teammates. Arrows move through the offer, Enter or Tab takes one, Escape dismisses it.
+// A file (the paperclip, a drop on the chat, or an image pasted) is sent with the text as its
+// caption, uploaded with its progress shown in the strip above the text.
 
-import { useLayoutEffect, useRef, useState } from "preact/hooks";
-import { sendMessage, sendNote } from "../inbox";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import type { Upload } from "../api";
+import { fileSize } from "../format";
+import { sendMedia, sendMessage, sendNote } from "../inbox";
 import { useStore } from "../store";
-import type { CannedResponse, User } from "../types";
+import type { CannedResponse, Message, User } from "../types";
 import { fillTemplate } from "../workflow";
-import { IconSend } from "./icons";
+import { IconClose, IconFile, IconPaperclip, IconSend } from "./icons";
 
 type Offer =
   | { kind: "canned"; items: CannedResponse[] }
@@ -49,8 +53,24 @@ function offerFor(
   return { kind: "mention", items, start: caret - at[2].length - 1, end: caret };
 }
 
-export function Composer(props: { id: string }) {
-  const { id } = props;
+/** An Ogg file, which WhatsApp can play as a voice note. */
+function isOgg(file: File): boolean {
+  return /^audio\/ogg\b/.test(file.type) || /\.(ogg|opus|oga)$/i.test(file.name);
+}
+
+export function Composer(props: {
+  id: string;
+  /** A file dropped on the chat, to attach. */
+  dropped?: File | null;
+  onDroppedTaken?: () => void;
+}) {
+  const { id, dropped, onDroppedTaken } = props;
+  const [file, setFile] = useState<File | null>(null);
+  const [preview, setPreview] = useState<string | null>(null);
+  const [voice, setVoice] = useState(false);
+  const [progress, setProgress] = useState<number | null>(null);
+  const uploading = useRef<Upload<Message> | null>(null);
+  const picker = useRef<HTMLInputElement>(null);
   const [text, setText] = useState("");
   const [caret, setCaret] = useState(0);
   const [note, setNote] = useState(false);
@@ -75,6 +95,41 @@ export function Composer(props: { id: string }) {
       pendingCaret.current = null;
     }
   }, [text]);
+
+  // The preview's object URL lives as long as the attachment.
+  useEffect(() => {
+    if (!file?.type.startsWith("image/")) {
+      setPreview(null);
+      return;
+    }
+    const url = URL.createObjectURL(file);
+    setPreview(url);
+    return () => URL.revokeObjectURL(url);
+  }, [file]);
+
+  function attach(f: File) {
+    if (uploading.current) return;
+    setFile(f);
+    setVoice(false);
+    setError(null);
+    area.current?.focus();
+  }
+
+  function detach() {
+    if (uploading.current) {
+      uploading.current.abort();
+      return;
+    }
+    setFile(null);
+    setError(null);
+    area.current?.focus();
+  }
+
+  useEffect(() => {
+    if (!dropped) return;
+    attach(dropped);
+    onDroppedTaken?.();
+  });
 
   const offer = dismissed === text ? null : offerFor(text, caret, note, canned ?? [], team, me?.id);
   const count = offer?.items.length ?? 0;
@@ -102,18 +157,28 @@ export function Composer(props: { id: string }) {
     area.current?.focus();
   }
 
+  const withFile = file !== null && !note;
   async function send() {
     const content = text.trim();
-    if (!content || busy) return;
+    if ((!content && !withFile) || busy) return;
     setBusy(true);
     setError(null);
     try {
-      if (note) await sendNote(id, content);
+      if (withFile && file) {
+        setProgress(0);
+        const up = sendMedia(id, file, content, (p) => setProgress(p), voice && isOgg(file));
+        uploading.current = up;
+        await up.done;
+        setFile(null);
+      } else if (note) await sendNote(id, content);
       else await sendMessage(id, content);
       update("", 0);
     } catch (e) {
-      setError((e as Error).message);
+      const err = e as Error & { code?: string };
+      if (err.code !== "aborted") setError(err.message);
     } finally {
+      uploading.current = null;
+      setProgress(null);
       setBusy(false);
       area.current?.focus();
     }
@@ -134,6 +199,53 @@ export function Composer(props: { id: string }) {
         <p class="form-error composer-error" role="alert">
           {error}
         </p>
+      )}
+      {withFile && file && (
+        <div class="attach-strip">
+          {preview ? (
+            <img class="attach-thumb" src={preview} alt="" />
+          ) : (
+            <IconFile class="attach-icon" />
+          )}
+          <span class="attach-info">
+            <span class="attach-name" title={file.name}>
+              {file.name || "Pasted image"}
+            </span>
+            <span class="attach-size">
+              {fileSize(file.size)}
+              {progress !== null && ` · Uploading ${Math.round(progress * 100)}%`}
+            </span>
+          </span>
+          {progress !== null && (
+            <progress
+              class="attach-progress"
+              max={1}
+              value={progress}
+              aria-label={`Uploading ${file.name}`}
+            />
+          )}
+          {isOgg(file) && progress === null && (
+            <label class="attach-voice">
+              <input
+                type="checkbox"
+                checked={voice}
+                onChange={(e) => setVoice((e.currentTarget as HTMLInputElement).checked)}
+              />{" "}
+              Send as a voice message
+            </label>
+          )}
+          <button
+            type="button"
+            class="icon-btn"
+            aria-label={
+              progress !== null ? "Cancel the upload" : `Remove ${file.name || "the file"}`
+            }
+            title={progress !== null ? "Cancel the upload" : "Remove the file"}
+            onClick={detach}
+          >
+            <IconClose />
+          </button>
+        </div>
       )}
       {note && (
         <p class="composer-mode" id="composer-mode">
@@ -188,6 +300,32 @@ export function Composer(props: { id: string }) {
           ? `${count} ${offer.kind === "canned" ? "quick replies" : "teammates"}: arrows to choose, Enter to insert.`
           : ""}
       </span>
+      {!note && (
+        <button
+          type="button"
+          class="icon-btn attach-btn"
+          aria-label="Attach a file"
+          title="Attach a file"
+          disabled={busy}
+          onClick={() => picker.current?.click()}
+        >
+          <IconPaperclip />
+        </button>
+      )}
+      <input
+        ref={picker}
+        type="file"
+        class="file-input"
+        tabIndex={-1}
+        aria-hidden="true"
+        hidden
+        onChange={(e) => {
+          const el = e.currentTarget as HTMLInputElement;
+          const f = el.files?.[0];
+          if (f) attach(f);
+          el.value = "";
+        }}
+      />
       <button
         type="button"
         class="note-toggle"
@@ -211,7 +349,13 @@ export function Composer(props: { id: string }) {
         ref={area}
         rows={1}
         value={text}
-        placeholder={note ? "Private note for the team — @ to mention" : "Type a message"}
+        placeholder={
+          note
+            ? "Private note for the team — @ to mention"
+            : withFile
+              ? "Add a caption"
+              : "Type a message"
+        }
         aria-describedby={note ? "composer-hint composer-mode" : "composer-hint"}
         aria-autocomplete="list"
         aria-controls={offer ? listId : undefined}
@@ -225,6 +369,16 @@ export function Composer(props: { id: string }) {
           if (e.key.startsWith("Arrow") && !offer) setCaret(el.selectionStart ?? 0);
         }}
         onClick={(e) => setCaret((e.currentTarget as HTMLTextAreaElement).selectionStart ?? 0)}
+        onPaste={(e) => {
+          // An image from the clipboard (a screenshot) becomes the attachment; text pastes.
+          if (note) return;
+          const pasted = Array.from(e.clipboardData?.files ?? []).find((f) =>
+            f.type.startsWith("image/"),
+          );
+          if (!pasted) return;
+          e.preventDefault();
+          attach(pasted);
+        }}
         onKeyDown={(e) => {
           if (offer && !e.isComposing) {
             if (e.key === "ArrowDown" || e.key === "ArrowUp") {
@@ -253,7 +407,7 @@ export function Composer(props: { id: string }) {
         type="submit"
         class="send-btn"
         aria-label={note ? "Add note" : "Send"}
-        disabled={busy || !text.trim()}
+        disabled={busy || (!text.trim() && !withFile)}
       >
         <IconSend />
       </button>

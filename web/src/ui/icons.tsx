@@ -107,3 +107,25 @@ export const IconCode = (p: P) => (
     <path d="m8 7-5 5 5 5M16 7l5 5-5 5M13.5 4l-3 16" />
   </svg>
 );
+export const IconPaperclip = (p: P) => (
+  <svg {...base} class={p.class}>
+    <path d="m21 11.5-8.6 8.6a5.5 5.5 0 0 1-7.8-7.8l8.6-8.6a3.7 3.7 0 0 1 5.2 5.2l-8.6 8.6a1.8 1.8 0 0 1-2.6-2.6l8-8" />
+  </svg>
+);
+export const IconFile = (p: P) => (
+  <svg {...base} width={28} height={28} stroke-width={1.6} class={p.class}>
+    <path d="M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8z" />
+    <path d="M14 2v6h6M8 13h8M8 17h5" />
+  </svg>
+);
+export const IconDownload = (p: P) => (
+  <svg {...base} class={p.class}>
+    <path d="M12 3v12M7 10l5 5 5-5M4 20h16" />
+  </svg>
+);
+export const IconMic = (p: P) => (
+  <svg {...base} width={18} height={18} class={p.class}>
+    <rect x="9" y="2" width="6" height="12" rx="3" />
+    <path d="M5 11a7 7 0 0 0 14 0M12 18v4" />
+  </svg>
+);
