@@ -250,6 +250,7 @@ export type WebhookEventName =
   | "incoming_message"
   | "message_sent"
   | "message_status"
+  | "media_updated"
   | "conversation_updated"
   | "note_added"
   | "mention"

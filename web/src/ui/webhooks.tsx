@@ -12,6 +12,7 @@ export const WEBHOOK_EVENTS: { name: WebhookEventName; help: string }[] = [
   { name: "incoming_message", help: "A contact wrote to the inbox" },
   { name: "message_sent", help: "The team (or a key) sent a message" },
   { name: "message_status", help: "A sent message was delivered, read or failed" },
+  { name: "media_updated", help: "A photo, voice note or file finished downloading (or failed)" },
   {
     name: "conversation_updated",
     help: "Status, assignee, labels or contact name changed",
