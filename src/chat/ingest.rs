@@ -302,7 +302,7 @@ mod tests {
         let media = Fetcher::new(
             whatsapp.clone(),
             world.events.clone(),
-            crate::media::DEFAULT_MAX_BYTES,
+            crate::config::DEFAULT_MEDIA_MAX_BYTES,
             Duration::from_secs(30),
         );
         let sessions = Sessions::new(

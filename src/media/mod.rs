@@ -18,9 +18,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// The default of `--media-max-bytes`: larger items are recorded as `unavailable`.
-pub const DEFAULT_MAX_BYTES: u64 = crate::config::DEFAULT_MEDIA_MAX_BYTES;
-
 /// Longest caption accepted, in characters (WhatsApp's own limit).
 pub const MAX_CAPTION_CHARS: usize = 1024;
 
