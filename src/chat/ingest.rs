@@ -230,7 +230,7 @@ fn store_incoming(
 }
 
 /// Stores the media item of the message `message_id` as `pending` (to be fetched), or
-/// `unavailable` when it is declared larger than the cap. Returns whether it is to be fetched.
+/// `unavailable` when it is declared larger than the cap or has no source to fetch it from. Returns whether it is to be fetched.
 fn store_media(
     conn: &Connection,
     message_id: Uuid,
@@ -238,12 +238,17 @@ fn store_media(
     max_bytes: u64,
 ) -> rusqlite::Result<bool> {
     let too_large = media.size.is_some_and(|size| size > max_bytes);
-    let reason = too_large.then(|| {
-        format!(
+    let unfetchable = media.source.is_null();
+    let reason = if too_large {
+        Some(format!(
             "larger than the {} MiB limit (--media-max-bytes)",
             max_bytes / (1024 * 1024)
-        )
-    });
+        ))
+    } else if unfetchable {
+        Some("the message carried no way to fetch the bytes".to_owned())
+    } else {
+        None
+    };
     let new = NewMedia {
         kind: media.kind,
         mime_type: &media.mime_type,
@@ -253,7 +258,7 @@ fn store_media(
         height: media.height,
         duration_ms: media.duration_ms,
         voice: media.voice,
-        status: if too_large {
+        status: if reason.is_some() {
             MediaStatus::Unavailable
         } else {
             MediaStatus::Pending
@@ -263,7 +268,7 @@ fn store_media(
         source: Some(media.source.to_string()),
     };
     media::store::insert(conn, Uuid::now_v7(), message_id, &new, None)?;
-    Ok(!too_large)
+    Ok(reason.is_none())
 }
 
 #[cfg(test)]

@@ -103,12 +103,8 @@ impl FromRequestParts<AppState> for MediaAccess {
                 let caller = CurrentUser::from_request_parts(parts, state).await?;
                 (caller.tenant_id(), None)
             }
-            _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
-                    "a signed media link needs tenant, expires and signature together",
-                ));
-            }
+            // Part of a link is no link: refused as one that does not check out.
+            _ => return Err(ApiError::forbidden(link::LinkError::Invalid.to_string())),
         };
         Ok(Self {
             db: TenantDb::new(&state.tenants, tenant),
@@ -169,9 +165,8 @@ fn serde_urlencoded_query(parts: &Parts) -> Result<MediaQuery, ApiError> {
         (status = 200, description = "the bytes", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "the requested range (`Content-Range`)", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 304, description = "not modified (the ETag matches)"),
-        (status = 400, description = "an incomplete signed link", body = ErrorBody),
         (status = 401, description = "neither a signed link nor a bearer token", body = ErrorBody),
-        (status = 403, description = "a signed link that is invalid or expired", body = ErrorBody),
+        (status = 403, description = "a signed link that is incomplete, invalid or expired", body = ErrorBody),
         (status = 404, description = "no such item (or thumbnail) in this tenant", body = ErrorBody),
         (status = 409, description = "`media_not_ready`: still being fetched from WhatsApp, or the last fetch failed (retried)", body = ErrorBody),
         (status = 410, description = "`media_unavailable`: never fetched (too large, or not fetchable); the reason says why", body = ErrorBody),
@@ -477,7 +472,7 @@ pub struct SendMediaForm {
     /// bytes; a part `Content-Type` that contradicts them is refused (415).
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// Shown under the item; at most 1,024 characters.
+    /// Shown under the item; at most 1,024 characters. Other parts are ignored.
     caption: Option<String>,
     /// `true`: send an Ogg Opus file as a voice note.
     voice: Option<bool>,
@@ -492,7 +487,7 @@ pub struct SendMediaForm {
     request_body(content = SendMediaForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, body = Message),
-        (status = 400, description = "not a multipart body, no file, an empty file, two files, or an unknown part", body = ErrorBody),
+        (status = 400, description = "not a multipart body, no file, an empty file, or two files", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "no such conversation in the caller's tenant", body = ErrorBody),
         (status = 413, description = "the file is larger than --media-max-bytes", body = ErrorBody),
@@ -529,9 +524,10 @@ async fn send_media(
             }
             "caption" => caption = read_text(field, "caption").await?,
             "voice" => {
+                // Form encoders write an absent value as "" or "null".
                 voice = match read_text(field, "voice").await?.trim() {
                     "true" | "1" => true,
-                    "false" | "0" | "" => false,
+                    "false" | "0" | "" | "null" => false,
                     other => {
                         return Err(ApiError::validation(format!(
                             "voice must be true or false, not {other:?}"
@@ -539,12 +535,8 @@ async fn send_media(
                     }
                 }
             }
-            other => {
-                return Err(ApiError::bad_request(
-                    "invalid_body",
-                    format!("unknown form part {other:?}; expected file, caption, voice"),
-                ));
-            }
+            // Other parts are ignored, as HTML forms' extra fields are.
+            _ => {}
         }
     }
     let (bytes, declared, file_name) = file.ok_or_else(|| {

@@ -101,11 +101,14 @@ pub struct SimulatedIncoming {
     /// Sent from the tenant's own phone (stored as an agent message to `from`).
     #[serde(default)]
     pub from_me: bool,
-    /// A media message: its kind (`content` is then the caption, and may be empty).
+    /// A media message: its kind (`content` is then the caption, and may be empty). With
+    /// `media` but no `type`: a document.
     #[serde(rename = "type")]
     pub kind: Option<MediaKind>,
-    /// The item's bytes, base64; with `type`. Stored "on WhatsApp's servers" and fetched
-    /// after the message is stored, as the real backend does.
+    /// The item's bytes, base64. Stored "on WhatsApp's servers" and fetched after the
+    /// message is stored, as the real backend does. None (or empty) with a `type`: a message
+    /// that carried no way to fetch its bytes (stored as `unavailable`).
+    #[schema(format = Byte)]
     pub media: Option<String>,
     /// The declared MIME type (default: read from the bytes).
     pub mime_type: Option<String>,
@@ -116,6 +119,7 @@ pub struct SimulatedIncoming {
     pub width: Option<u32>,
     pub height: Option<u32>,
     /// The JPEG preview, base64.
+    #[schema(format = Byte)]
     pub thumbnail: Option<String>,
     /// Downloads of the item that fail (a network error) before one succeeds.
     #[serde(default)]
@@ -225,22 +229,15 @@ fn simulated_media(
 ) -> Result<Option<IncomingMedia>, ApiError> {
     use base64::Engine;
     let base64 = base64::engine::general_purpose::STANDARD;
-    let (kind, encoded) = match (req.kind, req.media.as_deref()) {
-        (None, None) => return Ok(None),
-        (Some(kind), Some(encoded)) => (kind, encoded),
-        (Some(_), None) => {
-            return Err(ApiError::validation(
-                "media (base64 bytes) is required with type",
-            ));
-        }
-        (None, Some(_)) => return Err(ApiError::validation("type is required with media")),
+    let encoded = req.media.as_deref().unwrap_or_default();
+    let kind = match (req.kind, encoded.is_empty()) {
+        (None, true) => return Ok(None),
+        (Some(kind), _) => kind,
+        (None, false) => MediaKind::Document,
     };
     let bytes = base64
         .decode(encoded)
         .map_err(|e| ApiError::validation(format!("media is not valid base64: {e}")))?;
-    if bytes.is_empty() {
-        return Err(ApiError::validation("media is empty"));
-    }
     let thumbnail = req
         .thumbnail
         .as_deref()
@@ -254,7 +251,12 @@ fn simulated_media(
             .to_owned(),
     };
     let size = req.declared_size.unwrap_or(bytes.len() as u64);
-    let source = backend.stash_media(bytes, req.fail_downloads, req.expired);
+    // No bytes: a message that carried no way to fetch them.
+    let source = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        backend.stash_media(bytes, req.fail_downloads, req.expired)
+    };
     Ok(Some(IncomingMedia {
         kind,
         mime_type,
