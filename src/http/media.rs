@@ -473,8 +473,10 @@ pub struct SendMediaForm {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     /// Shown under the item; at most 1,024 characters. Other parts are ignored.
+    #[schema(nullable = false, max_length = 1024)]
     caption: Option<String>,
     /// `true`: send an Ogg Opus file as a voice note.
+    #[schema(nullable = false)]
     voice: Option<bool>,
 }
 
@@ -524,10 +526,9 @@ async fn send_media(
             }
             "caption" => caption = read_text(field, "caption").await?,
             "voice" => {
-                // Form encoders write an absent value as "" or "null".
                 voice = match read_text(field, "voice").await?.trim() {
-                    "true" | "1" => true,
-                    "false" | "0" | "" | "null" => false,
+                    "true" => true,
+                    "false" => false,
                     other => {
                         return Err(ApiError::validation(format!(
                             "voice must be true or false, not {other:?}"

@@ -115,22 +115,32 @@ pub struct SimulatedIncoming {
     pub file_name: Option<String>,
     #[serde(default)]
     pub voice: bool,
-    pub duration_ms: Option<u64>,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
+    /// Audio or video length, in ms.
+    #[serde(default, deserialize_with = "super::json::integer")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 86_400_000)]
+    pub duration_ms: Option<i64>,
+    #[serde(default, deserialize_with = "super::json::integer")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 65_535)]
+    pub width: Option<i64>,
+    #[serde(default, deserialize_with = "super::json::integer")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 65_535)]
+    pub height: Option<i64>,
     /// The JPEG preview, base64.
     #[schema(format = Byte)]
     pub thumbnail: Option<String>,
     /// Downloads of the item that fail (a network error) before one succeeds.
-    #[serde(default)]
-    pub fail_downloads: u32,
+    #[serde(default, deserialize_with = "super::json::integer")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 100)]
+    pub fail_downloads: Option<i64>,
     /// WhatsApp's copy has expired: the download fails until the phone is asked to upload it
     /// again (which the simulated phone does).
     #[serde(default)]
     pub expired: bool,
     /// The size the message declares (default: the bytes' length); more than
     /// `--media-max-bytes` makes the item `unavailable`.
-    pub declared_size: Option<u64>,
+    #[serde(default, deserialize_with = "super::json::integer")]
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    pub declared_size: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -229,6 +239,17 @@ fn simulated_media(
 ) -> Result<Option<IncomingMedia>, ApiError> {
     use base64::Engine;
     let base64 = base64::engine::general_purpose::STANDARD;
+    let bounded = |field: &str, value: Option<i64>, max: i64| match value {
+        Some(v) if !(0..=max).contains(&v) => Err(ApiError::validation(format!(
+            "{field} must be between 0 and {max}"
+        ))),
+        v => Ok(v.and_then(|v| u64::try_from(v).ok())),
+    };
+    let width = bounded("width", req.width, 65_535)?.map(|v| v as u32);
+    let height = bounded("height", req.height, 65_535)?.map(|v| v as u32);
+    let duration_ms = bounded("durationMs", req.duration_ms, 86_400_000)?;
+    let fail_downloads = bounded("failDownloads", req.fail_downloads, 100)?.unwrap_or(0) as u32;
+    let declared_size = bounded("declaredSize", req.declared_size, i64::MAX)?;
     let encoded = req.media.as_deref().unwrap_or_default();
     let kind = match (req.kind, encoded.is_empty()) {
         (None, true) => return Ok(None),
@@ -250,21 +271,21 @@ fn simulated_media(
             .map_or("application/octet-stream", |t| t.mime_type())
             .to_owned(),
     };
-    let size = req.declared_size.unwrap_or(bytes.len() as u64);
+    let size = declared_size.unwrap_or(bytes.len() as u64);
     // No bytes: a message that carried no way to fetch them.
     let source = if bytes.is_empty() {
         serde_json::Value::Null
     } else {
-        backend.stash_media(bytes, req.fail_downloads, req.expired)
+        backend.stash_media(bytes, fail_downloads, req.expired)
     };
     Ok(Some(IncomingMedia {
         kind,
         mime_type,
         file_name: req.file_name.clone(),
         size: Some(size),
-        width: req.width,
-        height: req.height,
-        duration_ms: req.duration_ms,
+        width,
+        height,
+        duration_ms,
         voice: req.voice,
         thumbnail,
         source,
