@@ -1,6 +1,6 @@
 //! What AEZEN's figures are compared with: the `--bare` child (a bare axum handler and a bare
-//! socketioxide broadcast), the bare rusqlite loops of rows 2 and 3, and the cost of one bare
-//! tenant connection (`--conn-memory`, row 5).
+//! socketioxide broadcast), the `--bare-media` child (row 16), the bare rusqlite loops of rows
+//! 2 and 3, and the cost of one bare tenant connection (`--conn-memory`, row 5).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,6 +82,33 @@ pub(crate) async fn bare(args: &[String]) -> anyhow::Result<()> {
             ),
         )
         .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    write_port(Path::new(port_file), listener.local_addr()?)?;
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+/// `--bare-media <port-file> <bytes-file> <content-type>`: a bare axum server that answers
+/// `GET /api/media/{id}` (any id, no authentication) with the bytes of `bytes-file`, held in
+/// memory, and the given `Content-Type` (row 16's baseline).
+pub(crate) async fn bare_media(args: &[String]) -> anyhow::Result<()> {
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::http::{HeaderValue, header};
+    use axum::routing::get;
+
+    let [port_file, bytes_file, content_type] = args else {
+        bail!("--bare-media <port-file> <bytes-file> <content-type>");
+    };
+    let bytes = Bytes::from(std::fs::read(bytes_file)?);
+    let content_type = HeaderValue::from_str(content_type)?;
+    let router = Router::new().route(
+        "/api/media/{id}",
+        get(move || {
+            let (bytes, content_type) = (bytes.clone(), content_type.clone());
+            async move { ([(header::CONTENT_TYPE, content_type)], bytes) }
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     write_port(Path::new(port_file), listener.local_addr()?)?;
     axum::serve(listener, router).await?;

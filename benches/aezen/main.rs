@@ -6,7 +6,7 @@
 //! ```sh
 //! cargo bench --bench aezen -- --quick   # < 2 min on 2 cores, every row at reduced counts
 //! cargo bench --bench aezen              # full counts (10,000 tenants, 1,000 sockets)
-//! cargo bench --bench aezen -- --rows 1,5  # only some rows, of 1-15 (their set-up runs as needed)
+//! cargo bench --bench aezen -- --rows 1,5  # only some rows, of 1-18 (their set-up runs as needed)
 //! AEZEN_BENCH_PERF=/tmp/perf cargo bench --bench aezen -- --quick --rows 1,2,5
 //!                     # plus a 5 s `perf record` pass of the server after rows 1, 2 and 5
 //! AEZEN_BENCH_KEEP=1 cargo bench --bench aezen -- --rows 6
@@ -37,7 +37,11 @@
 //! receiver child (`--webhook-receiver <port-file> <max-records>`, this binary again: answers
 //! every POST 200 at once and records what arrived): a backlog of 5,000 events to one endpoint
 //! (1,000 with `--quick`), backlogs of 200 to each of 100 endpoints of 100 tenants (100 to 20),
-//! and events at a steady 100/s for 10 s (5 s) for the commit → delivery latency.
+//! and events at a steady 100/s for 10 s (5 s) for the commit → delivery latency. Rows 16-18
+//! are media (`rows/media.rs`): one 1 MiB image requested hot against a bare handler serving
+//! the same bytes (`--bare-media <port-file> <bytes-file> <content-type>`), the server's RSS
+//! while a 50 MiB video streams (whole and in ranges), and 1,000 incoming 200 KiB images (600
+//! with `--quick`) ingested until all are fetched.
 //! Only 127.0.0.1 is ever contacted; every loop is bounded in count and time.
 //!
 //! The files of `benches/aezen/`: this one parses the command line and runs the rows in
@@ -62,7 +66,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::baseline::{bare, connection_memory};
+use crate::baseline::{bare, bare_media, connection_memory};
 use crate::children::serve;
 use crate::load::{CpuMark, Load, client};
 use crate::report::{Report, step};
@@ -71,6 +75,7 @@ use crate::rows::inbox::inbox_rows;
 use crate::rows::ingest::ingest_row;
 use crate::rows::logins::login_memory_row;
 use crate::rows::many_tenants::many_tenant_rows;
+use crate::rows::media::media_rows;
 use crate::rows::operations::{backup_row, export_row};
 use crate::rows::real_clients::{real_client_memory_row, real_clients};
 use crate::rows::webhooks::{webhook_receiver, webhook_rows};
@@ -85,6 +90,7 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("--serve") => serve(&args[1..]),
         Some("--bare") => child_runtime()?.block_on(bare(&args[1..])),
+        Some("--bare-media") => child_runtime()?.block_on(bare_media(&args[1..])),
         Some("--webhook-receiver") => webhook_receiver(&args[1..]),
         Some("--real-clients") => {
             let [dir, n] = &args[1..] else {
@@ -148,10 +154,10 @@ impl Options {
                     i += 1;
                     let list = args
                         .get(i)
-                        .context("--rows needs a list (of 1-15), e.g. 1,5")?;
+                        .context("--rows needs a list (of 1-18), e.g. 1,5")?;
                     options.rows = Some(
                         list.split(',')
-                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-15"))
+                            .map(|r| r.trim().parse::<u32>().context("--rows: numbers 1-18"))
                             .collect::<anyhow::Result<_>>()?,
                     );
                 }
@@ -213,6 +219,8 @@ pub(crate) struct Scale {
     pub(crate) webhook_endpoints: usize,
     pub(crate) webhook_backlog_each: usize,
     pub(crate) webhook_paced: Duration,
+    /// Row 18: incoming 200 KiB images ingested.
+    pub(crate) media_ingest: usize,
 }
 
 impl Scale {
@@ -247,6 +255,7 @@ impl Scale {
                 webhook_endpoints: 20,
                 webhook_backlog_each: 100,
                 webhook_paced: Duration::from_secs(5),
+                media_ingest: 600,
             }
         } else {
             Self {
@@ -278,6 +287,7 @@ impl Scale {
                 webhook_endpoints: 100,
                 webhook_backlog_each: 200,
                 webhook_paced: Duration::from_secs(10),
+                media_ingest: 1_000,
             }
         }
     }
@@ -350,6 +360,9 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     }
     if options.wants(15) {
         webhook_rows(&scale, tmp.path(), &http, &mut report).await?;
+    }
+    if [16, 17, 18].iter().any(|&r| options.wants(r)) {
+        media_rows(&options, &scale, tmp.path(), &http, &mut report).await?;
     }
     report.print(&options, started);
     if std::env::var_os("AEZEN_BENCH_KEEP").is_some() {

@@ -5,6 +5,7 @@ pub(crate) mod inbox;
 pub(crate) mod ingest;
 pub(crate) mod logins;
 pub(crate) mod many_tenants;
+pub(crate) mod media;
 pub(crate) mod operations;
 pub(crate) mod real_clients;
 pub(crate) mod webhooks;
