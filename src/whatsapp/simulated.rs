@@ -353,6 +353,20 @@ fn fake_link(tenant: TenantId) -> Link {
     }
 }
 
+/// What "WhatsApp" answers a send to `to`, text or media: not connected, a `+999…` number
+/// refused as not on WhatsApp, or a fresh message id.
+fn send_outcome(connected: bool, to: &str) -> Result<String, SendError> {
+    if !connected {
+        Err(SendError::NotConnected)
+    } else if to.starts_with(NOT_ON_WHATSAPP) {
+        Err(SendError::Rejected(
+            "this number is not on WhatsApp (simulated: +999 numbers never are)".to_owned(),
+        ))
+    } else {
+        Ok(format!("SIMULATED-{}", uuid::Uuid::new_v4().simple()))
+    }
+}
+
 fn connected(link: Link) -> InboundEvent {
     InboundEvent::Session(SessionEvent::Connected {
         phone_number: Some(link.phone_number),
@@ -382,17 +396,8 @@ impl WhatsApp for Simulated {
             };
             remember(&self.sent_media, (tenant, sent));
         }
-        Box::pin(async move {
-            if !connected {
-                Err(SendError::NotConnected)
-            } else if to.starts_with(NOT_ON_WHATSAPP) {
-                Err(SendError::Rejected(
-                    "this number is not on WhatsApp (simulated: +999 numbers never are)".to_owned(),
-                ))
-            } else {
-                Ok(format!("SIMULATED-{}", uuid::Uuid::new_v4().simple()))
-            }
-        })
+        let sent = send_outcome(connected, to);
+        Box::pin(async move { sent })
     }
 
     /// Downloads are served from what [`Simulated::stash_media`] kept; they need no session
@@ -453,18 +458,8 @@ impl WhatsApp for Simulated {
         if connected {
             remember(&self.sent_log, (tenant, to.to_owned(), text.to_owned()));
         }
-        async move {
-            if !connected {
-                Err(SendError::NotConnected)
-            } else if to.starts_with(NOT_ON_WHATSAPP) {
-                Err(SendError::Rejected(
-                    "this number is not on WhatsApp (simulated: +999 numbers never are)".to_owned(),
-                ))
-            } else {
-                Ok(format!("SIMULATED-{}", uuid::Uuid::new_v4().simple()))
-            }
-        }
-        .boxed()
+        let sent = send_outcome(connected, to);
+        async move { sent }.boxed()
     }
 
     fn mark_read<'a>(
