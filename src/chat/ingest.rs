@@ -240,10 +240,7 @@ fn store_media(
     let too_large = media.size.is_some_and(|size| size > max_bytes);
     let unfetchable = media.source.is_null();
     let reason = if too_large {
-        Some(format!(
-            "larger than the {} MiB limit (--media-max-bytes)",
-            max_bytes / (1024 * 1024)
-        ))
+        Some(media::too_large_reason(max_bytes))
     } else if unfetchable {
         Some("the message carried no way to fetch the bytes".to_owned())
     } else {

@@ -166,9 +166,7 @@ pub fn search(
     let more = hits.len() > limit as usize;
     hits.truncate(limit as usize);
     let next = hits.last().filter(|_| more).map(|(_, pos)| *pos);
-    for (hit, _) in &mut hits {
-        crate::media::store::attach(conn, &mut hit.message)?;
-    }
+    crate::media::store::attach_all(conn, hits.iter_mut().map(|(hit, _)| &mut hit.message))?;
     Ok((hits.into_iter().map(|(hit, _)| hit).collect(), next))
 }
 

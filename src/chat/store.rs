@@ -866,23 +866,21 @@ pub struct Pending {
 
 /// The oldest pending messages, in the order they were accepted.
 pub fn pending(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Pending>> {
-    conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS},
+    let mut pending = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS},
                 (SELECT contact_number FROM conversation c WHERE c.id = message.conversation_id)
          FROM message WHERE status = 'pending' ORDER BY rowid LIMIT ?1"
-    ))?
-    .query_map([limit], |row| {
-        Ok(Pending {
-            message: message_row(row)?.0,
-            to: row.get(MESSAGE_COLUMN_COUNT)?,
-        })
-    })?
-    .map(|pending| {
-        let mut pending = pending?;
-        media::store::attach(conn, &mut pending.message)?;
-        Ok(pending)
-    })
-    .collect()
+        ))?
+        .query_map([limit], |row| {
+            Ok(Pending {
+                message: message_row(row)?.0,
+                to: row.get(MESSAGE_COLUMN_COUNT)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    media::store::attach_all(conn, pending.iter_mut().map(|p| &mut p.message))?;
+    Ok(pending)
 }
 
 /// How many messages are pending (the outbox's depth; read from the partial index of

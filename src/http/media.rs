@@ -203,7 +203,7 @@ async fn get_media(
         .await?
         .ok_or_else(|| ApiError::not_found("media"))?;
     let (Some(blob), Some(sha)) = (item.blob, item.sha256.as_deref()) else {
-        return Err(not_ready(&db, id, &item).await);
+        return Err(not_ready(&item));
     };
     let etag = etag_of(sha, "o");
     if not_modified(&headers, &etag) {
@@ -271,14 +271,12 @@ fn stream(db: Db, blob: i64, start: u64, len: u64) -> Body {
 }
 
 /// The error for an item without bytes: 409 while it is (re)fetched, 410 for good.
-async fn not_ready(db: &Db, id: Uuid, item: &Servable) -> ApiError {
-    let reason = db
-        .run(move |conn| Ok(store::find(conn, id)?))
-        .await
-        .ok()
-        .flatten()
-        .and_then(|m| m.reason);
-    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+fn not_ready(item: &Servable) -> ApiError {
+    let why = item
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
     match item.status {
         MediaStatus::Unavailable => ApiError::new(
             StatusCode::GONE,

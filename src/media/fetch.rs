@@ -223,10 +223,7 @@ async fn fetch(fetcher: &Fetcher, tenant: TenantId, item: &ToFetch) -> Outcome {
     }
     match result {
         Ok(bytes) if bytes.len() as u64 > *max_bytes => Outcome::Failed {
-            reason: format!(
-                "larger than the {} MiB limit (--media-max-bytes)",
-                max_bytes / (1024 * 1024)
-            ),
+            reason: super::too_large_reason(*max_bytes),
             source,
             give_up: true,
         },

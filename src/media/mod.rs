@@ -128,6 +128,14 @@ pub struct Media {
     pub links_expire_at: DateTime<Utc>,
 }
 
+/// Why an item over the cap has no bytes (`reason` of an `unavailable` item).
+pub fn too_large_reason(max_bytes: u64) -> String {
+    format!(
+        "larger than the {} MiB limit (--media-max-bytes)",
+        max_bytes / (1024 * 1024)
+    )
+}
+
 /// How a message with media reads in the conversation list: the caption of a photo or
 /// video, "Voice message (0:12)", a document's file name.
 pub fn summary(

@@ -147,22 +147,32 @@ fn media_row(row: &Row<'_>, signer: &Signer) -> rusqlite::Result<Media> {
 
 /// Fills in the media of a message that has some (with fresh signed links).
 pub fn attach(conn: &Connection, message: &mut Message) -> rusqlite::Result<()> {
-    if MediaKind::parse(&message.kind).is_none() {
-        return Ok(());
-    }
-    let signer = signer(conn)?;
-    message.media = conn
-        .prepare_cached(&format!(
-            "SELECT {MEDIA_COLUMNS} FROM media WHERE message_id = ?1"
-        ))?
-        .query_row([message.id.to_string()], |row| media_row(row, &signer))
-        .optional()?;
-    Ok(())
+    attach_all(conn, [message])
 }
 
-/// [`attach`] for each message.
-pub fn attach_all(conn: &Connection, messages: &mut [Message]) -> rusqlite::Result<()> {
-    messages.iter_mut().try_for_each(|m| attach(conn, m))
+/// [`attach`] for each message; the file's [`Signer`] is read once, and only if one of them
+/// has media.
+pub fn attach_all<'m>(
+    conn: &Connection,
+    messages: impl IntoIterator<Item = &'m mut Message>,
+) -> rusqlite::Result<()> {
+    let mut owner = None;
+    for message in messages {
+        if MediaKind::parse(&message.kind).is_none() {
+            continue;
+        }
+        let owner = match &owner {
+            Some(owner) => owner,
+            None => owner.insert(signer(conn)?),
+        };
+        message.media = conn
+            .prepare_cached(&format!(
+                "SELECT {MEDIA_COLUMNS} FROM media WHERE message_id = ?1"
+            ))?
+            .query_row([message.id.to_string()], |row| media_row(row, owner))
+            .optional()?;
+    }
+    Ok(())
 }
 
 /// One item with fresh links, as the API shows it.
@@ -180,6 +190,8 @@ pub struct Servable {
     pub mime_type: String,
     pub file_name: Option<String>,
     pub status: MediaStatus,
+    /// Why a `failed` or `unavailable` item has no bytes.
+    pub reason: Option<String>,
     /// The blob holding the bytes, once `ready`.
     pub blob: Option<i64>,
     pub size: u64,
@@ -189,7 +201,8 @@ pub struct Servable {
 /// An item's bytes as served: where they are, how many, and their hash (the ETag).
 pub fn servable(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Servable>> {
     conn.prepare_cached(
-        "SELECT m.kind, m.mime_type, m.file_name, m.status, b.id, coalesce(b.size, 0), b.sha256
+        "SELECT m.kind, m.mime_type, m.file_name, m.status, b.id, coalesce(b.size, 0), b.sha256,
+                m.reason
          FROM media m LEFT JOIN media_blob b ON b.id = m.blob_id WHERE m.id = ?1",
     )?
     .query_row([id.to_string()], |row| {
@@ -201,6 +214,7 @@ pub fn servable(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Servable
             blob: row.get(4)?,
             size: row.get::<_, i64>(5)?.unsigned_abs(),
             sha256: row.get(6)?,
+            reason: row.get(7)?,
         })
     })
     .optional()
