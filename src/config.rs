@@ -164,6 +164,17 @@ pub struct Config {
     #[arg(long, env = "AEZEN_MEDIA_MAX_BYTES", default_value_t = DEFAULT_MEDIA_MAX_BYTES)]
     pub media_max_bytes: u64,
 
+    /// Memory for kept first pages of the conversation list, in bytes: a page is answered
+    /// again, without reading the tenant's file, until the file changes. 0 turns it off; it
+    /// is off with `--tenant-file-lock shared`.
+    #[arg(long, env = "AEZEN_PAGE_CACHE_BYTES", default_value_t = DEFAULT_PAGE_CACHE_BYTES)]
+    pub page_cache_bytes: u64,
+
+    /// Memory for the hot media cache, in bytes: recently served items up to 1 MiB are
+    /// answered from memory instead of the tenant's file. 0 turns it off.
+    #[arg(long, env = "AEZEN_MEDIA_CACHE_BYTES", default_value_t = DEFAULT_MEDIA_CACHE_BYTES)]
+    pub media_cache_bytes: u64,
+
     /// The first retry's delay after a failed media download, in ms (then doubling to an
     /// hour, for 10 attempts). Lowered by tests.
     #[arg(
@@ -237,6 +248,12 @@ pub enum BackendKind {
 
 /// The default of `--media-max-bytes` (64 MiB).
 pub const DEFAULT_MEDIA_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The default of `--page-cache-bytes` (16 MiB).
+pub const DEFAULT_PAGE_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The default of `--media-cache-bytes` (32 MiB).
+pub const DEFAULT_MEDIA_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Whether other processes may open a database file while this one has it open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use r2d2::Pool;
@@ -38,10 +38,56 @@ pub struct Db {
 
 type Seed = Arc<std::sync::Mutex<Option<Connection>>>;
 
-/// A file's writer turn. Every `Db` opened on one file must share it (the tenant pools keep
-/// one per tenant), so that a pool that left the cache, still held by a task, and the pool
-/// opened after it never write at once.
-pub type Writer = crate::locks::TenantLock;
+/// A file's writer turn and write sequence. Every `Db` opened on one file must share it (the
+/// tenant pools keep one per tenant), so that a pool that left the cache, still held by a
+/// task, and the pool opened after it never write at once, and agree on the sequence.
+pub type Writer = Arc<FileTurn>;
+
+/// What every `Db` of one file shares: its writer turn, and its write sequence.
+pub struct FileTurn {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// A value unique in the process that changes after every commit to the file through its
+    /// pools ([`Db::write`], or a [`Db::run`] that changed rows) and whenever a pool is opened
+    /// on it (the file may have been replaced, restored or migrated meanwhile): a page
+    /// rendered from the file while the sequence read `g` is current as long as it still
+    /// reads `g`. Values are never reused, not even by a later `FileTurn` of the same file.
+    sequence: AtomicU64,
+}
+
+impl Default for FileTurn {
+    fn default() -> Self {
+        Self {
+            turn: Arc::default(),
+            sequence: AtomicU64::new(next_sequence()),
+        }
+    }
+}
+
+impl FileTurn {
+    fn advance(&self) {
+        self.sequence.store(next_sequence(), Ordering::Release);
+    }
+
+    /// Runs `f`, then moves the sequence on if `f` changed any row (it has committed by
+    /// then: a connection goes back to the pool outside any transaction).
+    fn after<T>(
+        &self,
+        conn: &mut Connection,
+        f: impl FnOnce(&mut Connection) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let before = conn.total_changes();
+        let out = f(conn);
+        if conn.total_changes() != before {
+            self.advance();
+        }
+        out
+    }
+}
+
+fn next_sequence() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 /// How durable commits are: FULL for the master registry, NORMAL for tenant files.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +99,19 @@ pub enum Durability {
 impl Db {
     /// Runs `f` with a pooled connection on tokio's blocking pool, inside the caller's
     /// tracing span (so what it logs carries the request's id).
+    ///
+    /// `f` may write (most writes go through [`Db::write`]): if it changed any row, the
+    /// file's write sequence moves on after it, as after a [`Db::write`].
     pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let writer = Arc::clone(&self.writer);
+        self.checked_out(move |conn| writer.after(conn, f)).await
+    }
+
+    async fn checked_out<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
@@ -93,13 +151,16 @@ impl Db {
     {
         // Owned, and moved into the blocking closure: if the caller is cancelled, the turn
         // is still held until the transaction has ended.
-        let turn = Arc::clone(&self.writer).lock_owned().await;
+        let turn = Arc::clone(&self.writer.turn).lock_owned().await;
         self.logged.store(true, Ordering::Relaxed);
-        self.run(move |conn| {
+        let writer = Arc::clone(&self.writer);
+        self.checked_out(move |conn| {
             let _turn = turn;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = f(&tx)?;
             tx.commit()?;
+            // After the commit, so that whoever reads the new value reads the new data.
+            writer.advance();
             committed(&mut out);
             Ok(out)
         })
@@ -121,7 +182,7 @@ impl Db {
         if !self.logged.load(Ordering::Relaxed) {
             return Ok(true);
         }
-        let _turn = self.writer.blocking_lock();
+        let _turn = self.writer.turn.blocking_lock();
         let checkpoint = |conn: &Connection| -> Result<bool, ApiError> {
             let busy: i64 =
                 conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
@@ -148,6 +209,12 @@ impl Db {
         self.logged.store(true, Ordering::Relaxed);
     }
 
+    /// The file's write sequence ([`FileTurn`]): read it before reading what is to be kept,
+    /// and what was read is current while the sequence still reads the same.
+    pub fn sequence(&self) -> u64 {
+        self.writer.sequence.load(Ordering::Acquire)
+    }
+
     /// Like [`Db::run`], for callers already on a blocking thread.
     pub fn run_blocking<T>(
         &self,
@@ -157,7 +224,7 @@ impl Db {
             .pool
             .get()
             .map_err(|e| ApiError::internal("sqlite pool checkout", e))?;
-        f(&mut conn)
+        self.writer.after(&mut conn, f)
     }
 }
 
@@ -315,6 +382,9 @@ pub fn open_pool(
         // Proves the file opens; the connection stays idle for the first request.
         drop(pool.get()?);
     }
+    // The file may have changed since a page was last read from it (restored, imported,
+    // migrated, written by another process before this one locked it).
+    writer.advance();
     Ok(Db {
         pool,
         writer,

@@ -7,20 +7,26 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::ids::TenantId;
 
-/// A tenant's lock, shared by everyone who asked for it while any of them still holds it.
-pub type TenantLock = Arc<tokio::sync::Mutex<()>>;
-
-/// The locks of the tenants in use. A lock nobody holds (or waits on) is forgotten: the map
-/// is pruned as it grows, so it stays proportional to the tenants in use, not to every tenant
-/// ever seen.
-#[derive(Default)]
-pub struct TenantLocks {
-    inner: Mutex<Locks>,
+/// The locks of the tenants in use (a `T` per tenant: a plain async lock by default). A lock
+/// nobody holds (or waits on) is forgotten: the map is pruned as it grows, so it stays
+/// proportional to the tenants in use, not to every tenant ever seen.
+pub struct TenantLocks<T = tokio::sync::Mutex<()>> {
+    inner: Mutex<Locks<T>>,
 }
 
-#[derive(Default)]
-struct Locks {
-    locks: HashMap<TenantId, Weak<tokio::sync::Mutex<()>>>,
+impl<T> Default for TenantLocks<T> {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(Locks {
+                locks: HashMap::new(),
+                prune_at: 0,
+            }),
+        }
+    }
+}
+
+struct Locks<T> {
+    locks: HashMap<TenantId, Weak<T>>,
     /// Forget the locks nobody holds once the map reaches this size (then twice what is left).
     prune_at: usize,
 }
@@ -28,9 +34,9 @@ struct Locks {
 /// The fewest entries the map is pruned at.
 const MIN_PRUNE_AT: usize = 1024;
 
-impl TenantLocks {
+impl<T: Default> TenantLocks<T> {
     /// The tenant's lock: the one someone still holds, else a new one.
-    pub fn get(&self, tenant: TenantId) -> TenantLock {
+    pub fn get(&self, tenant: TenantId) -> Arc<T> {
         let mut inner = self
             .inner
             .lock()
@@ -42,7 +48,7 @@ impl TenantLocks {
             inner.locks.retain(|_, lock| lock.strong_count() > 0);
             inner.prune_at = (2 * inner.locks.len()).max(MIN_PRUNE_AT);
         }
-        let lock = TenantLock::default();
+        let lock = Arc::<T>::default();
         inner.locks.insert(tenant, Arc::downgrade(&lock));
         lock
     }
@@ -74,7 +80,7 @@ mod tests {
 
     #[test]
     fn a_held_lock_is_shared_and_a_released_one_is_forgotten() {
-        let locks = TenantLocks::default();
+        let locks: TenantLocks = TenantLocks::default();
         let (a, b) = (TenantId::new(), TenantId::new());
         let held = locks.get(a);
         assert!(Arc::ptr_eq(&held, &locks.get(a)));

@@ -20,12 +20,14 @@ use crate::auth::token::{self, Tokens};
 use crate::chat::inbox::Inbox;
 use crate::chat::ingest::Ingest;
 use crate::chat::outbox::Outbox;
+use crate::chat::pages::Pages;
 use crate::chat::snooze::Snoozes;
 use crate::chat::workflow::Workflow;
-use crate::config::{BackendKind, Config};
+use crate::config::{BackendKind, Config, FileLock};
 use crate::events::Retention;
 use crate::http::serve::{Limits, serve};
 use crate::locks::DataDirLock;
+use crate::media::cache::HotMedia;
 use crate::media::fetch::Fetcher;
 use crate::metrics::Metrics;
 use crate::ops::{Live, Operations, control};
@@ -288,6 +290,11 @@ fn build_state(
             auth: Arc::clone(&auth),
         }),
     );
+    let hot_media = HotMedia::new(config.media_cache_bytes);
+    let pages = Pages::new(match config.tenant_file_lock {
+        FileLock::Exclusive => config.page_cache_bytes,
+        FileLock::Shared => 0,
+    });
     Ok(AppState::new(App {
         auth,
         ops,
@@ -305,6 +312,8 @@ fn build_state(
         simulated,
         outbox,
         media,
+        hot_media,
+        pages,
         sessions,
         webhooks,
     }))

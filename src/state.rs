@@ -9,10 +9,12 @@ use crate::auth::password::PasswordHashing;
 use crate::auth::rate_limit::AuthLimiter;
 use crate::chat::inbox::Inbox;
 use crate::chat::outbox::Outbox;
+use crate::chat::pages::Pages;
 use crate::chat::workflow::Workflow;
 use crate::config::Config;
 use crate::db::Db;
 use crate::ids::UserId;
+use crate::media::cache::HotMedia;
 use crate::media::fetch::Fetcher;
 use crate::metrics::Metrics;
 use crate::ops::Operations;
@@ -43,6 +45,10 @@ pub struct App {
     pub outbox: Outbox,
     /// Fetches incoming media from WhatsApp (docs/MEDIA.md).
     pub media: Fetcher,
+    /// Small media items recently served, in memory (docs/MEDIA.md).
+    pub hot_media: HotMedia,
+    /// Kept first pages of the conversation list ([`crate::chat::pages`]).
+    pub pages: Pages,
     pub inbox: Inbox,
     /// Status, assignment, labels, notes (docs/WORKFLOW.md).
     pub workflow: Workflow,

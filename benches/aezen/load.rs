@@ -1,5 +1,6 @@
-//! HTTP load from this process: `concurrency` workers against one `Side`, two sides in
-//! alternating slices, one request at a time; the CPU each phase cost; small JSON helpers.
+//! HTTP load: `concurrency` connections against one `Side` (from `wrk`, a separate process,
+//! for timed phases; from this process for phases that end on a condition), two sides in
+//! alternating slices; the CPU each phase cost; small JSON helpers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,6 +74,11 @@ impl Load {
         self.client_cpu += other.client_cpu;
         self.server_cpu += other.server_cpu;
         self.machine_cpu += other.machine_cpu;
+    }
+
+    /// The server's CPU time per successful request, in µs.
+    pub(crate) fn server_cpu_per_request(&self) -> f64 {
+        self.server_cpu.as_secs_f64() * 1e6 / self.ok.max(1) as f64
     }
 
     /// CPU used by processes other than the server and this client (other work on the box).
@@ -152,17 +158,27 @@ pub(crate) fn hot_list(base: String, tokens: &Arc<Vec<Arc<str>>>) -> MakeRequest
 
 /// `concurrency` workers send requests back to back until `duration` passes; `expect` is the
 /// status that counts as success.
+///
+/// The load comes from `wrk`, a separate process ([`crate::wrk`]); a failure to run it is
+/// counted as an error of the phase, with its message as the sample.
 pub(crate) async fn load(
     http: &reqwest::Client,
     concurrency: usize,
     duration: Duration,
     side: &Side,
 ) -> Load {
-    let start = Instant::now();
-    load_until(http, concurrency, side, move || start.elapsed() >= duration).await
+    crate::wrk::run(http, concurrency, duration, side)
+        .await
+        .unwrap_or_else(|err| Load {
+            errors: 1,
+            error_samples: vec![format!("wrk: {err:#}")],
+            elapsed: duration,
+            ..Load::default()
+        })
 }
 
-/// As [`load`], until `done()` says so (checked before each request).
+/// As [`load`], from this process (reqwest), until `done()` says so (checked before each
+/// request): for phases that end on a condition rather than a time.
 pub(crate) async fn load_until(
     http: &reqwest::Client,
     concurrency: usize,

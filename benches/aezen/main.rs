@@ -1,6 +1,7 @@
 //! AEZEN's performance benchmark: one command that builds its own data in a temp dir, starts
-//! the real server in its own process, drives it over HTTP and Socket.IO from this process
-//! (the load client), measures a baseline for every figure in the same run, and prints a
+//! the real server in its own process, drives it over HTTP with `wrk` (a C load generator, in
+//! its own process: `apt-get install wrk`; `wrk.rs`) and over Socket.IO from this process,
+//! measures a baseline for every figure in the same run, and prints a
 //! markdown table.
 //!
 //! ```sh
@@ -46,7 +47,7 @@
 //!
 //! The files of `benches/aezen/`: this one parses the command line and runs the rows in
 //! order; `children` starts the server child and handles its process; `procfs` reads
-//! /proc; `load` drives HTTP load and accounts for its CPU; `seed` builds the tenants,
+//! /proc; `load` drives HTTP load and accounts for its CPU, `wrk` runs that load in wrk; `seed` builds the tenants,
 //! conversations and linked sessions through the application's own functions; `baseline`
 //! holds what AEZEN is compared with (the bare axum / socketioxide child, the bare rusqlite
 //! loops); `fanout` is the Socket.IO client side of row 7; `report` prints the table; and
@@ -60,6 +61,7 @@ mod procfs;
 mod report;
 mod rows;
 mod seed;
+mod wrk;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -116,6 +118,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {
             let options = Options::parse(&args)?;
+            crate::wrk::wrk_path()?;
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()

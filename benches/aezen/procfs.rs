@@ -95,6 +95,19 @@ pub(crate) fn proc_cpu(pid: &str) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// CPU time of this process's children that have been waited for (`cutime + cstime`): the
+/// load generator's, once it exited.
+pub(crate) fn children_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = [13, 14]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 /// Busy CPU time of the whole machine (all cores), from /proc/stat.
 pub(crate) fn machine_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();

@@ -172,7 +172,7 @@ pub(crate) fn step(text: &str) {
 
 pub(crate) fn describe_load(report: &mut Report, name: &str, l: &Load) {
     report.detail(format!(
-        "{name}: {} ok, {} errors in {:.1} s; p50 {} p90 {} p99 {} max {}; CPU (% of one core): server {:.0}%, this process {:.0}%, other processes {:.0}%; server CPU per request {:.0} µs{}",
+        "{name}: {} ok, {} errors in {:.1} s; p50 {} p90 {} p99 {} max {}; CPU (% of one core): server {:.0}%, load client {:.0}%, other processes {:.0}%; server CPU per request {:.0} µs{}",
         l.ok,
         l.errors,
         l.elapsed.as_secs_f64(),
@@ -183,7 +183,7 @@ pub(crate) fn describe_load(report: &mut Report, name: &str, l: &Load) {
         100.0 * l.server_cpu.as_secs_f64() / l.elapsed.as_secs_f64(),
         100.0 * l.client_cpu.as_secs_f64() / l.elapsed.as_secs_f64(),
         100.0 * l.other_cpu().as_secs_f64() / l.elapsed.as_secs_f64(),
-        l.server_cpu.as_secs_f64() * 1e6 / l.ok.max(1) as f64,
+        l.server_cpu_per_request(),
         if l.error_samples.is_empty() { String::new() } else { format!("; errors: {:?}", l.error_samples) }
     ));
 }

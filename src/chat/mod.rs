@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod library;
 pub mod mentions;
 pub mod outbox;
+pub mod pages;
 pub mod search;
 pub mod snooze;
 pub mod store;

@@ -2,8 +2,10 @@
 //! only ever sees the caller's own tenant file; another tenant's conversation id is simply
 //! not there (404).
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +18,7 @@ use super::paging::{self, Page};
 use crate::auth::users::normalize_name;
 use crate::chat::inbox::{Recipient, existing, existing_for};
 use crate::chat::library;
+use crate::chat::pages::{self, PageKey};
 use crate::chat::store::{self, AssigneeFilter, ConversationCounts, ListFilter, Viewer};
 use crate::chat::{Conversation, ConversationStatus, Message, normalize_phone};
 use crate::error::{ApiError, ErrorBody};
@@ -116,17 +119,40 @@ fn known_label(conn: &rusqlite::Connection, label: Option<Uuid>) -> Result<(), A
 /// (live or via `/api/events`), not from a later page.
 #[utoipa::path(get, path = "/api/conversations", tag = "conversations",
     security(("bearer" = []), ("apiKey" = ["conversations:read"])),
-    params(ConversationQuery),
+    params(ConversationQuery,
+        ("If-None-Match" = Option<String>, Header, description = "the ETag of a first page the client has")),
     responses(
-        (status = 200, body = Page<Conversation>),
+        (status = 200, body = Page<Conversation>, headers(("ETag" = String, description = "first pages: a tag of the page's bytes"))),
+        (status = 304, description = "a first page asked for with `If-None-Match` that has not changed"),
         (status = 400, description = "bad cursor or query", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 422, description = "limit, status, assignee or label not valid", body = ErrorBody),
     ))]
 async fn list_conversations(
+    State(state): State<AppState>,
     scope: TenantScope,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<ConversationQuery>,
-) -> ApiResult<JsonBytes> {
+) -> ApiResult<Response> {
+    // A first page is answered from the page cache while the file is unchanged (one
+    // validated and rendered earlier from the same query string).
+    let kept = (query.cursor.is_none())
+        .then(|| scope.db.sequence())
+        .flatten()
+        .map(|sequence| {
+            let key = PageKey {
+                tenant: scope.db.tenant(),
+                user: scope.caller.user.id,
+                query: raw_query.unwrap_or_default().into_boxed_str(),
+            };
+            (key, sequence)
+        });
+    if let Some((key, sequence)) = &kept
+        && let Some(page) = state.pages.get(key, *sequence)
+    {
+        return Ok(page_response(&page, &headers));
+    }
     let limit = paging::page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     if let Some(q) = &query.q {
         crate::text::search("q", q)?;
@@ -162,7 +188,46 @@ async fn list_conversations(
             Ok(body)
         })
         .await?;
-    Ok(JsonBytes(body))
+    Ok(match kept {
+        Some((key, sequence)) => {
+            let page = state.pages.insert(key, sequence, Bytes::from(body));
+            page_response(&page, &headers)
+        }
+        None => JsonBytes(body).into_response(),
+    })
+}
+
+/// A kept page's answer: 304 if the client has it (`If-None-Match`), else its bytes. Both
+/// carry the ETag and `Cache-Control: private, no-cache`, so a browser keeps the page and
+/// asks again with its ETag.
+fn page_response(page: &pages::Page, headers: &HeaderMap) -> Response {
+    let etag = HeaderValue::from_str(&page.etag).expect("an ETag is quoted hex");
+    let cache_control = HeaderValue::from_static("private, no-cache");
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim().trim_start_matches("W/") == page.etag);
+    if matches {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
+        )
+            .into_response();
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache_control),
+        ],
+        Body::from(page.body.clone()),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

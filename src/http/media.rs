@@ -5,7 +5,7 @@
 //! `conversations:read`), or to anyone holding a signed link to it ([`crate::media::link`]),
 //! which is how `<img src>` loads it. Another tenant's item is not in the caller's file: 404.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::multipart::{Field, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, State};
 use axum::http::request::Parts;
@@ -24,6 +24,7 @@ use crate::chat::inbox::Upload;
 use crate::db::Db;
 use crate::error::{ApiError, ErrorBody};
 use crate::ids::TenantId;
+use crate::media::cache::{self, HotMedia};
 use crate::media::link::{self, Variant};
 use crate::media::sniff::sniff;
 use crate::media::store::{self, Servable};
@@ -37,10 +38,10 @@ pub const SEND_MEDIA_ROUTE: &str = "/api/conversations/{id}/send-media";
 /// What a multipart body may hold beyond its file: boundaries, part headers, the caption.
 pub const FORM_OVERHEAD: u64 = 64 * 1024;
 
-/// Items up to this size are read in one go; larger ones are streamed in slices of
-/// [`SLICE`], each read with its own short checkout of a connection, so a slow client never
-/// holds a connection or a read transaction, and memory holds one slice per response.
-const WHOLE: u64 = 1024 * 1024;
+/// Items up to [`cache::MAX_ITEM`] are read in one go (and kept in the hot cache); larger
+/// ones are streamed in slices of [`SLICE`], each read with its own short checkout of a
+/// connection, so a slow client never holds a connection or a read transaction, and memory
+/// holds one slice per response.
 const SLICE: usize = 256 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -115,35 +116,59 @@ impl FromRequestParts<AppState> for MediaAccess {
 }
 
 impl MediaAccess {
-    /// The tenant's pool, once a signed link (if that is the way in) is valid for item `id`.
-    /// A link naming a tenant that does not exist is refused like a forged one.
-    async fn open(&self, id: Uuid) -> Result<Db, ApiError> {
-        let Some((expires, signature)) = self.link.clone() else {
-            return Ok(self.db.open().await?.clone());
-        };
-        let refused = |err: link::LinkError| ApiError::forbidden(err.to_string());
-        let db = match self.db.open().await {
-            Ok(db) => db.clone(),
-            Err(err) if err.status() == StatusCode::NOT_FOUND => {
-                return Err(refused(link::LinkError::Invalid));
+    /// The tenant's pool. A link naming a tenant that does not exist is refused like a
+    /// forged one.
+    async fn pool(&self) -> Result<Db, ApiError> {
+        match self.db.open().await {
+            Ok(db) => Ok(db.clone()),
+            Err(err) if self.link.is_some() && err.status() == StatusCode::NOT_FOUND => {
+                Err(ApiError::forbidden(link::LinkError::Invalid.to_string()))
             }
-            Err(err) => return Err(err),
-        };
-        let tenant = self.db.tenant();
-        let variant = self.variant;
-        let signer = db.run(|conn| Ok(store::signer(conn)?)).await?;
-        link::verify(
-            &signer.key,
-            tenant,
-            id,
-            variant,
-            expires,
-            &signature,
-            crate::chat::now(),
-        )
-        .map_err(refused)?;
-        Ok(db)
+            Err(err) => Err(err),
+        }
     }
+}
+
+/// Checks a signed link (if that is the way in) against the key in the tenant's file, on
+/// the connection that then reads the item.
+fn check_link(
+    conn: &rusqlite::Connection,
+    link: Option<&(i64, String)>,
+    tenant: TenantId,
+    id: Uuid,
+    variant: Variant,
+) -> Result<(), ApiError> {
+    let Some((expires, signature)) = link else {
+        return Ok(());
+    };
+    let signer = store::signer(conn)?;
+    link::verify(
+        &signer.key,
+        tenant,
+        id,
+        variant,
+        *expires,
+        signature,
+        crate::chat::now(),
+    )
+    .map_err(|err| ApiError::forbidden(err.to_string()))
+}
+
+/// The whole bytes of a small item: from the hot cache, else read from the file and kept.
+fn small_item(
+    conn: &rusqlite::Connection,
+    hot: &HotMedia,
+    tenant: TenantId,
+    blob: i64,
+    sha256: &[u8],
+    size: u64,
+) -> rusqlite::Result<Bytes> {
+    if let Some(bytes) = hot.get(tenant, sha256) {
+        return Ok(bytes);
+    }
+    let bytes = Bytes::from(store::read_slice(conn, blob, 0, size as usize)?);
+    hot.insert(tenant, sha256, bytes.clone());
+    Ok(bytes)
 }
 
 fn serde_urlencoded_query(parts: &Parts) -> Result<MediaQuery, ApiError> {
@@ -173,14 +198,20 @@ fn serde_urlencoded_query(parts: &Parts) -> Result<MediaQuery, ApiError> {
         (status = 416, description = "the range is outside the item", body = ErrorBody),
     ))]
 async fn get_media(
+    State(state): State<AppState>,
     access: MediaAccess,
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let db = access.open(id).await?;
-    if access.variant == Variant::Thumbnail {
+    let db = access.pool().await?;
+    let tenant = access.db.tenant();
+    let (variant, link) = (access.variant, access.link);
+    if variant == Variant::Thumbnail {
         let jpeg = db
-            .run(move |conn| Ok(store::thumbnail(conn, id)?))
+            .run(move |conn| {
+                check_link(conn, link.as_ref(), tenant, id, variant)?;
+                Ok(store::thumbnail(conn, id)?)
+            })
             .await?
             .ok_or_else(|| ApiError::not_found("thumbnail"))?;
         let etag = etag_of(&sha2_of(&jpeg), "t");
@@ -198,14 +229,27 @@ async fn get_media(
         );
         return Ok(response);
     }
-    let item = db
-        .run(move |conn| Ok(store::servable(conn, id)?))
-        .await?
-        .ok_or_else(|| ApiError::not_found("media"))?;
-    let (Some(blob), Some(sha)) = (item.blob, item.sha256.as_deref()) else {
+    // One hand-off to a connection checks the link, reads the item's row and, for a small
+    // item asked for without a condition, its bytes (from the hot cache if they are there).
+    let conditional = headers.contains_key(header::IF_NONE_MATCH);
+    let hot = state.hot_media.clone();
+    let (item, bytes) = db
+        .run(move |conn| {
+            check_link(conn, link.as_ref(), tenant, id, variant)?;
+            let item = store::servable(conn, id)?.ok_or_else(|| ApiError::not_found("media"))?;
+            let bytes = match (item.blob, item.sha256.as_deref()) {
+                (Some(blob), Some(sha)) if item.size <= cache::MAX_ITEM && !conditional => {
+                    Some(small_item(conn, &hot, tenant, blob, sha, item.size)?)
+                }
+                _ => None,
+            };
+            Ok((item, bytes))
+        })
+        .await?;
+    let (Some(blob), Some(sha)) = (item.blob, item.sha256.clone()) else {
         return Err(not_ready(&item));
     };
-    let etag = etag_of(sha, "o");
+    let etag = etag_of(&sha, "o");
     if not_modified(&headers, &etag) {
         return Ok(not_modified_response(&etag));
     }
@@ -214,11 +258,16 @@ async fn get_media(
     let (start, len) = range
         .clone()
         .map_or((0, size), |r| (*r.start(), r.end() - r.start() + 1));
-    let body = if len <= WHOLE {
-        let slice = db
-            .run(move |conn| Ok(store::read_slice(conn, blob, start, len as usize)?))
-            .await?;
-        Body::from(slice)
+    let body = if size <= cache::MAX_ITEM {
+        let bytes = match bytes {
+            Some(bytes) => bytes,
+            None => {
+                let hot = state.hot_media.clone();
+                db.run(move |conn| Ok(small_item(conn, &hot, tenant, blob, &sha, size)?))
+                    .await?
+            }
+        };
+        Body::from(bytes.slice(start as usize..(start + len) as usize))
     } else {
         stream(db, blob, start, len)
     };

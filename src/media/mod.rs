@@ -8,6 +8,7 @@
 //! - [`fetch`]: fetches incoming items from WhatsApp after their message is stored, and
 //!   retries what failed.
 
+pub mod cache;
 pub mod fetch;
 pub mod link;
 pub mod sniff;

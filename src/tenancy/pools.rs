@@ -69,7 +69,7 @@ struct Inner {
     on_open: std::sync::OnceLock<OnOpen>,
     closer: Closer,
     /// Each tenant's writer turn, while any `Db` of its file holds it.
-    writers: TenantLocks,
+    writers: TenantLocks<db::FileTurn>,
     /// Tenants whose file an operation has taken out of service ([`TenantPools::hold`]).
     held: std::sync::Mutex<std::collections::HashSet<TenantId>>,
 }
@@ -327,6 +327,11 @@ impl TenantDb {
         let (out, db) = self.pools.run(self.tenant, f).await?;
         let _ = self.db.set(db);
         Ok(out)
+    }
+
+    /// The file's write sequence ([`Db::sequence`]) if its pool is open already.
+    pub fn sequence(&self) -> Option<u64> {
+        self.db.get().map(Db::sequence)
     }
 
     /// The tenant this database belongs to.

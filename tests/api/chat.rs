@@ -840,3 +840,116 @@ async fn ingest_under_load_commits_a_tenants_messages_together() {
         assert_eq!(unread, 50);
     }
 }
+
+/// `GET /api/conversations` for `token`, with `If-None-Match: etag` if given: the status, the
+/// ETag, and the body (empty for a 304).
+async fn list_with_etag(
+    app: &TestApp,
+    token: &str,
+    etag: Option<&str>,
+) -> (StatusCode, String, Value) {
+    let mut request = app
+        .client
+        .get(format!("{}/api/conversations", app.address))
+        .bearer_auth(token);
+    if let Some(etag) = etag {
+        request = request.header("if-none-match", etag);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status();
+    let tag = response
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
+    (status, tag, body)
+}
+
+/// First pages are kept and answered again while the tenant's file is unchanged
+/// (src/chat/pages.rs): a repeat with the page's ETag is 304; any change to the file — by
+/// anyone — gives the next request the page as it now is; a member's page is never
+/// another's; and a page re-read with the same bytes keeps its ETag.
+#[tokio::test]
+async fn a_kept_first_page_is_304_until_the_file_changes_and_is_never_another_members() {
+    let app = spawn_app().await;
+    let owner = app.register("Acme").await;
+    let agent = app.add_member(&owner, "agent").await;
+    app.link(&owner).await;
+    let (status, body) = app
+        .incoming(
+            &owner,
+            json!({"from": "+6281234567890", "pushName": "Budi", "content": "first"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let (status, etag, page) = list_with_etag(&app, &owner.token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(etag.starts_with('"') && etag.len() > 2, "an ETag: {etag:?}");
+    assert_eq!(items(&page)[0]["unreadCount"], 1);
+    let id = items(&page)[0]["id"].as_str().unwrap().to_owned();
+    let (status, again, body) = list_with_etag(&app, &owner.token, Some(&etag)).await;
+    assert_eq!(
+        (status, &again, &body),
+        (StatusCode::NOT_MODIFIED, &etag, &Value::Null)
+    );
+
+    // The agent reads the conversation: the agent's page says so; the owner's keeps its own
+    // unread count and loses the tenant-wide one, under a new ETag.
+    let (status, body) = app
+        .post(
+            &format!("/api/conversations/{id}/read"),
+            Some(&agent.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, agent_etag, agent_page) = list_with_etag(&app, &agent.token, None).await;
+    assert_eq!(items(&agent_page)[0]["unreadCount"], 0);
+    assert_ne!(agent_etag, etag);
+    let (status, etag, page) = list_with_etag(&app, &owner.token, Some(&etag)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(items(&page)[0]["unreadCount"], 1);
+    assert_eq!(items(&page)[0]["contactUnreadCount"], 0);
+
+    // A write that the list does not show (a new label): the page is read again, with the
+    // same bytes, so the same ETag.
+    let (status, body) = app
+        .post(
+            "/api/labels",
+            Some(&owner.token),
+            json!({"name": "VIP", "color": "#d97706"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _, _) = list_with_etag(&app, &owner.token, Some(&etag)).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+
+    // A new message and a rename: the next page has them, under a new ETag.
+    app.incoming(
+        &owner,
+        json!({"from": "+6281234567890", "content": "second"}),
+    )
+    .await;
+    let (status, newer, page) = list_with_etag(&app, &owner.token, Some(&etag)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(newer, etag);
+    assert_eq!(items(&page)[0]["lastMessage"], "second");
+    assert_eq!(items(&page)[0]["unreadCount"], 2);
+    let (status, body) = app
+        .patch(
+            &format!("/api/conversations/{id}"),
+            &agent.token,
+            json!({"contactName": "Budi S."}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, _, page) = list_with_etag(&app, &owner.token, Some(&newer)).await;
+    assert_eq!(items(&page)[0]["contactName"], "Budi S.");
+}

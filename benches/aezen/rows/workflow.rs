@@ -389,7 +389,7 @@ async fn list_row(
     let [all, default, assigned, filtered] = &loads[..] else {
         bail!("row 14: expected four loads");
     };
-    let cpu = |l: &Load| l.server_cpu.as_secs_f64() * 1e6 / l.ok.max(1) as f64;
+    let cpu = Load::server_cpu_per_request;
     let r = filtered.rate() / all.rate();
     report.line(
         "14",
