@@ -84,27 +84,26 @@ pub(crate) fn threads(pid: &str) -> usize {
 
 /// User + system CPU time of a process (`self` or a pid), from /proc/<pid>/stat.
 pub(crate) fn proc_cpu(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
-        .sum();
-    // USER_HZ is 100 on every Linux this runs on.
-    Duration::from_millis(ticks * 10)
+    stat_cpu(pid, [11, 12])
 }
 
 /// CPU time of this process's children that have been waited for (`cutime + cstime`): the
 /// load generator's, once it exited.
 pub(crate) fn children_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu("self", [13, 14])
+}
+
+/// The sum of two CPU-time fields of /proc/<pid>/stat, counted from the field after the
+/// command's closing parenthesis (11, 12: utime, stime; 13, 14: cutime, cstime).
+fn stat_cpu(pid: &str, fields: [usize; 2]) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = [13, 14]
+    let values: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields
         .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .filter_map(|&i| values.get(i).and_then(|f| f.parse::<u64>().ok()))
         .sum();
+    // USER_HZ is 100 on every Linux this runs on.
     Duration::from_millis(ticks * 10)
 }
 

@@ -87,7 +87,7 @@ pub(crate) async fn run(
     let (script, base) = script(http, side)?;
     let dir = std::env::temp_dir().join(format!("aezen-wrk-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("plan-{:016x}.lua", seahash(&script)));
+    let path = dir.join(format!("plan-{:016x}.lua", content_hash(&script)));
     if !path.exists() {
         std::fs::write(&path, &script)?;
     }
@@ -213,12 +213,10 @@ fn script(http: &reqwest::Client, side: &Side) -> anyhow::Result<(String, String
 
 /// The part of the script that does not depend on the side.
 const SCRIPT: &str = r#"
-local threads = {}
 local count = 0
 function setup(thread)
   count = count + 1
   thread:set("offset", count)
-  table.insert(threads, thread)
 end
 
 local requests = {}
@@ -234,7 +232,6 @@ function request()
   at = at % #requests + 1
   return requests[at]
 end
-
 
 function done(summary, latency, requests)
   local e = summary.errors
@@ -266,7 +263,7 @@ fn quote(bytes: &[u8]) -> String {
 }
 
 /// A cheap content hash to name a script file (the same plan is written once per run).
-fn seahash(text: &str) -> u64 {
+fn content_hash(text: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut h);

@@ -13,7 +13,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::TenantScope;
-use super::json::{ApiJson, ApiPath, ApiQuery, ApiResult, JSON_BODY_CAPACITY, JsonBytes};
+use super::json::{
+    ApiJson, ApiPath, ApiQuery, ApiResult, JSON_BODY_CAPACITY, JsonBytes, not_modified,
+};
 use super::paging::{self, Page};
 use crate::auth::users::normalize_name;
 use crate::chat::inbox::{Recipient, existing, existing_for};
@@ -203,13 +205,7 @@ async fn list_conversations(
 fn page_response(page: &pages::Page, headers: &HeaderMap) -> Response {
     let etag = HeaderValue::from_str(&page.etag).expect("an ETag is quoted hex");
     let cache_control = HeaderValue::from_static("private, no-cache");
-    let matches = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim().trim_start_matches("W/") == page.etag);
-    if matches {
+    if not_modified(headers, &page.etag) {
         return (
             StatusCode::NOT_MODIFIED,
             [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],

@@ -315,6 +315,18 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
+/// Whether the client already has the representation tagged `etag` (`If-None-Match`: one of
+/// its tags, weak or strong, or `*`), so the answer is 304.
+pub fn not_modified(headers: &axum::http::HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*")
+}
+
 #[cfg(test)]
 mod tests {
     use super::{starts_as_object_or_garbage, without_type_names};

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{CurrentUser, TenantScope};
-use super::json::{ApiJson, ApiPath, ApiResult};
+use super::json::{ApiJson, ApiPath, ApiResult, not_modified};
 use crate::chat::Message;
 use crate::chat::inbox::Upload;
 use crate::db::Db;
@@ -348,16 +348,6 @@ fn sha2_of(bytes: &[u8]) -> Vec<u8> {
 /// A strong ETag from the content's hash (the same bytes have the same tag).
 fn etag_of(sha: &[u8], variant: &str) -> String {
     format!("\"{variant}-{}\"", hex::encode(&sha[..16.min(sha.len())]))
-}
-
-fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == etag || tag == "*")
 }
 
 fn not_modified_response(etag: &str) -> Response {
