@@ -42,7 +42,7 @@ pub const FORM_OVERHEAD: u64 = 64 * 1024;
 /// ones are streamed in slices of [`SLICE`], each read with its own short checkout of a
 /// connection, so a slow client never holds a connection or a read transaction, and memory
 /// holds one slice per response.
-const SLICE: usize = 256 * 1024;
+const SLICE: usize = 128 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
