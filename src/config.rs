@@ -31,13 +31,25 @@ pub struct Config {
     #[arg(long, env = "AEZEN_TOKEN_TTL_HOURS", default_value_t = 24)]
     pub token_ttl_hours: u64,
 
-    /// Most tenant databases kept open at once (LRU beyond that).
-    #[arg(long, env = "AEZEN_TENANT_CACHE_CAPACITY", default_value_t = 256)]
-    pub tenant_cache_capacity: u64,
+    /// Most tenant databases kept open at once (LRU beyond that). Unset: derived at start-up
+    /// from `--memory-budget` and the open-file limit (the numbers chosen are logged).
+    #[arg(long, env = "AEZEN_TENANT_CACHE_CAPACITY")]
+    pub tenant_cache_capacity: Option<u64>,
+
+    /// Memory the server plans for, in bytes. Unless `--tenant-cache-capacity` is given, the
+    /// tenant cache gets what is left after the page and media caches and a fixed share for
+    /// everything else (64 MiB), at 256 KiB per open tenant.
+    #[arg(long, env = "AEZEN_MEMORY_BUDGET", default_value_t = DEFAULT_MEMORY_BUDGET)]
+    pub memory_budget: u64,
 
     /// Seconds an unused tenant database stays open.
     #[arg(long, env = "AEZEN_TENANT_IDLE_SECS", default_value_t = 600)]
     pub tenant_idle_secs: u64,
+
+    /// Seconds between sweeps that shrink each open tenant's pool back to one idle connection
+    /// with an empty page cache (and forget recovered rate-limit keys).
+    #[arg(long, env = "AEZEN_SHED_IDLE_SECS", default_value_t = 60)]
+    pub shed_idle_secs: u64,
 
     /// Most SQLite connections per open tenant database.
     #[arg(long, env = "AEZEN_TENANT_POOL_SIZE", default_value_t = 4)]
@@ -248,6 +260,24 @@ pub enum BackendKind {
 
 /// The default of `--media-max-bytes` (64 MiB).
 pub const DEFAULT_MEDIA_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The default of `--memory-budget` (256 MiB): a small box's share for one service.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 256 * 1024 * 1024;
+
+/// What the memory budget sets aside for everything but the tenant, page and media caches:
+/// the runtime, sockets, requests in flight, the master registry. An idle server with no
+/// tenant open measured 43–47 MiB of RSS (docs/PERFORMANCE.md, rows 9, 10 and 12).
+pub const BASE_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What one open tenant is counted at in the memory budget, from row 5c (docs/PERFORMANCE.md):
+/// a tenant just opened measured 237–277 KiB of server RSS (its first minute's pool, grown by
+/// the queries its opening starts), 166–177 KiB once shrunk to one idle connection
+/// (`Db::shed_idle`) — mostly SQLite's parsed schema and write-ahead-log index.
+pub const OPEN_TENANT_BYTES: u64 = 256 * 1024;
+
+/// The smallest tenant cache the budget may leave (a budget too small for it is overrun,
+/// not obeyed: a server that closes a file per request is not what anyone asked for).
+pub const MIN_TENANT_CACHE: u64 = 16;
 
 /// The default of `--page-cache-bytes` (16 MiB).
 pub const DEFAULT_PAGE_CACHE_BYTES: u64 = 16 * 1024 * 1024;

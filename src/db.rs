@@ -34,6 +34,8 @@ pub struct Db {
     logged: Arc<AtomicBool>,
     /// The connection the pool was opened with, until a checkout takes it ([`Manager`]).
     seed: Seed,
+    /// While set, connections returned to the pool are closed ([`Db::shed_idle`]).
+    shedding: Arc<AtomicBool>,
 }
 
 type Seed = Arc<std::sync::Mutex<Option<Connection>>>;
@@ -215,6 +217,42 @@ impl Db {
         self.writer.sequence.load(Ordering::Acquire)
     }
 
+    /// Lets an idle pool shrink back to one connection, on the calling (blocking) thread:
+    /// closes every idle connection but one, and empties the kept one's page cache and cached
+    /// statements (SQLite's `shrink_memory`), so that an open tenant nobody is using costs its
+    /// schema and little else. Connections busy meanwhile are left alone. Returns how many
+    /// connections were closed.
+    ///
+    /// The pool grows again under load (r2d2 opens a connection when every open one is busy);
+    /// the next request on the kept connection reads its pages from the OS's cache and
+    /// prepares its statements again, a few tens of µs once.
+    pub fn shed_idle(&self) -> usize {
+        let mut idle: Vec<_> = std::iter::from_fn(|| self.pool.try_get()).collect();
+        let Some(kept) = idle.pop() else {
+            return 0;
+        };
+        let closed = idle.len();
+        if closed > 0 {
+            // `Manager::has_broken` reports these broken, so r2d2 closes them on return. A
+            // connection some request hands back in this window is closed too: the pool opens
+            // another if it is needed.
+            self.shedding.store(true, Ordering::Relaxed);
+            drop(idle);
+            self.shedding.store(false, Ordering::Relaxed);
+        }
+        kept.flush_prepared_statement_cache();
+        if let Err(e) = kept.execute_batch("PRAGMA shrink_memory") {
+            tracing::warn!(error = %e, "shrinking an idle tenant connection's memory");
+        }
+        closed
+    }
+
+    /// Open connections, and how many of them are idle.
+    pub fn connections(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
     /// Like [`Db::run`], for callers already on a blocking thread.
     pub fn run_blocking<T>(
         &self,
@@ -307,6 +345,7 @@ fn init_connection(conn: &mut Connection, durability: Durability) -> rusqlite::R
 pub struct Manager {
     files: SqliteConnectionManager,
     seed: Seed,
+    shedding: Arc<AtomicBool>,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -330,7 +369,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Connection) -> bool {
-        self.files.has_broken(conn)
+        self.shedding.load(Ordering::Relaxed) || self.files.has_broken(conn)
     }
 }
 
@@ -367,8 +406,10 @@ pub fn open_pool(
             .with_flags(flags)
             .with_init(move |conn| init_connection(conn, durability)),
         seed: Arc::new(std::sync::Mutex::new(first)),
+        shedding: Arc::default(),
     };
     let seed = Arc::clone(&manager.seed);
+    let shedding = Arc::clone(&manager.shedding);
     let pool = Pool::builder()
         .max_size(max_size)
         .min_idle(Some(0))
@@ -390,6 +431,7 @@ pub fn open_pool(
         writer,
         logged: Arc::default(),
         seed,
+        shedding,
     })
 }
 
@@ -510,6 +552,54 @@ mod tests {
         .unwrap();
         assert_eq!(db.pool.idle_timeout(), None);
         assert_eq!(db.pool.max_lifetime(), None);
+    }
+
+    /// A pool grown by a burst shrinks back to one connection, which still answers, and the
+    /// pool grows again under the next burst.
+    #[test]
+    fn an_idle_pool_sheds_all_connections_but_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = open_connection(&path, Durability::Normal, FileLock::Exclusive, true).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (7);")
+            .unwrap();
+        drop(conn);
+        let threads = Arc::new(ScheduledThreadPool::new(1));
+        let db = open_pool(
+            &path,
+            Durability::Normal,
+            FileLock::Shared,
+            4,
+            threads,
+            None,
+            Writer::default(),
+        )
+        .unwrap();
+        let burst = || {
+            let held: Vec<_> = (0..3).map(|_| db.pool.get().unwrap()).collect();
+            drop(held);
+        };
+        burst();
+        assert_eq!(db.connections(), (3, 3));
+        let read = |db: &Db| {
+            db.run_blocking(|conn| {
+                Ok(conn.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0))?)
+            })
+            .unwrap()
+        };
+        assert_eq!(read(&db), 7);
+
+        assert_eq!(db.shed_idle(), 2);
+        assert_eq!(db.connections(), (1, 1));
+        assert_eq!(read(&db), 7);
+        // Nothing left to shed, and a busy connection is never taken.
+        let busy = db.pool.get().unwrap();
+        assert_eq!(db.shed_idle(), 0);
+        drop(busy);
+        assert_eq!(db.connections(), (1, 1));
+
+        burst();
+        assert_eq!(db.connections(), (3, 3));
     }
 
     #[test]

@@ -59,8 +59,9 @@ pub const DEFAULT_LOG: &str = "info,whatsapp_rust::client::lifecycle=off";
 /// re-executes itself once to set it ([`allocator_env`]).
 pub const MALLOC_CONF: &str = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
 
-/// The variable jemalloc (built with the `_rjem_` prefix by tikv-jemalloc-sys) reads.
-pub const MALLOC_CONF_VAR: &str = "_RJEM_MALLOC_CONF";
+/// The variable jemalloc reads (built unprefixed, as the process's `malloc`: SQLite's
+/// allocations are jemalloc's too).
+pub const MALLOC_CONF_VAR: &str = "MALLOC_CONF";
 
 /// The environment variable and value to start the server process with, if it is not set
 /// already; `None` when it is (an operator's own choice stands).

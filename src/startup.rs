@@ -23,7 +23,9 @@ use crate::chat::outbox::Outbox;
 use crate::chat::pages::Pages;
 use crate::chat::snooze::Snoozes;
 use crate::chat::workflow::Workflow;
-use crate::config::{BackendKind, Config, FileLock};
+use crate::config::{
+    BASE_MEMORY_BYTES, BackendKind, Config, FileLock, MIN_TENANT_CACHE, OPEN_TENANT_BYTES,
+};
 use crate::events::Retention;
 use crate::http::serve::{Limits, serve};
 use crate::locks::DataDirLock;
@@ -185,7 +187,7 @@ fn build_state(
 ) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(config.tenants_dir())?;
     std::fs::create_dir_all(&config.sessions_dir)?;
-    let capacity = fit_cache_to_file_limit(&config);
+    let capacity = fit_tenant_cache(&config);
     let metrics = Metrics::new();
     let master = tenancy::open_master(&config.master_db_path())?;
     let (whatsapp, simulated): (Arc<dyn WhatsApp>, _) = match config.whatsapp {
@@ -319,24 +321,47 @@ fn build_state(
     }))
 }
 
-/// Raises the soft open-file limit to the hard one and shrinks the tenant cache if
-/// `capacity × connections × 3` (db, -wal, -shm per connection) would not fit in the half of
-/// it left after sockets and everything else.
-fn fit_cache_to_file_limit(config: &Config) -> u64 {
+/// The tenant cache's capacity: `--tenant-cache-capacity` if given, otherwise what the memory
+/// budget leaves for open tenants ([`budget_capacity`]); either way lowered if
+/// `capacity × connections × 3` (db, -wal, -shm per connection) would not fit in half of the
+/// open-file limit (first raised to the hard limit), the other half being for sockets and
+/// everything else. Logs the numbers it chose.
+fn fit_tenant_cache(config: &Config) -> u64 {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     let per_tenant = u64::from(config.tenant_pool_size.max(1)) * 3;
-    let fits = (limit / 2) / per_tenant;
-    if config.tenant_cache_capacity > fits {
+    let by_files = ((limit / 2) / per_tenant).max(1);
+    let by_memory = budget_capacity(config);
+    let wanted = config.tenant_cache_capacity.unwrap_or(by_memory);
+    let capacity = wanted.min(by_files);
+    if config.tenant_cache_capacity.is_some_and(|c| c > by_files) {
         tracing::warn!(
-            configured = config.tenant_cache_capacity,
-            used = fits,
+            configured = wanted,
+            used = capacity,
             open_file_limit = limit,
             "tenant cache capacity lowered to fit the open-file limit"
         );
-        fits.max(1)
-    } else {
-        config.tenant_cache_capacity
     }
+    tracing::info!(
+        capacity,
+        configured = ?config.tenant_cache_capacity,
+        by_memory_budget = by_memory,
+        memory_budget = config.memory_budget,
+        by_open_file_limit = by_files,
+        open_file_limit = limit,
+        "tenant cache"
+    );
+    capacity
+}
+
+/// How many open tenants the memory budget holds: the budget less [`BASE_MEMORY_BYTES`] and
+/// the page and media caches, at [`OPEN_TENANT_BYTES`] each, and at least [`MIN_TENANT_CACHE`].
+fn budget_capacity(config: &Config) -> u64 {
+    let left = config
+        .memory_budget
+        .saturating_sub(BASE_MEMORY_BYTES)
+        .saturating_sub(config.page_cache_bytes)
+        .saturating_sub(config.media_cache_bytes);
+    (left / OPEN_TENANT_BYTES).max(MIN_TENANT_CACHE)
 }
 
 /// The connection cap, lowered to a quarter of the open-file limit (the tenant cache is fitted
@@ -357,12 +382,14 @@ fn fit_connections_to_file_limit(configured: usize) -> usize {
     }
 }
 
-/// Periodic upkeep: forget recovered rate-limit keys.
+/// Periodic upkeep: forget recovered rate-limit keys, and shrink idle tenant pools.
 async fn housekeeping(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut tick = tokio::time::interval(Duration::from_secs(state.config.shed_idle_secs.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         state.limiter.forget_idle();
+        state.tenants.shed_idle().await;
     }
 }
 
@@ -392,4 +419,36 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested; draining requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_budget_sizes_the_tenant_cache() {
+        let mut config = Config::for_data_root(std::path::Path::new("/nonexistent"));
+        const MIB: u64 = 1024 * 1024;
+        // 256 MiB − 64 MiB − 16 MiB page cache − 32 MiB media cache.
+        assert_eq!(budget_capacity(&config), 144 * MIB / OPEN_TENANT_BYTES);
+        config.page_cache_bytes = 0;
+        config.media_cache_bytes = 0;
+        assert_eq!(budget_capacity(&config), 192 * MIB / OPEN_TENANT_BYTES);
+        // A budget smaller than the fixed share still leaves the floor.
+        config.memory_budget = 32 * 1024 * 1024;
+        assert_eq!(budget_capacity(&config), MIN_TENANT_CACHE);
+    }
+
+    #[test]
+    fn a_configured_capacity_is_kept_within_the_file_limit() {
+        let mut config = Config::for_data_root(std::path::Path::new("/nonexistent"));
+        config.tenant_cache_capacity = Some(3);
+        assert_eq!(fit_tenant_cache(&config), 3);
+        config.tenant_cache_capacity = Some(u64::MAX / 4);
+        let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+        assert_eq!(
+            fit_tenant_cache(&config),
+            ((limit / 2) / (u64::from(config.tenant_pool_size) * 3)).max(1)
+        );
+    }
 }

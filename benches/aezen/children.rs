@@ -22,15 +22,20 @@ pub(crate) fn serve(args: &[String]) -> anyhow::Result<()> {
     let [port_file, root, capacity, sessions_dir] = args else {
         bail!("--serve <port-file> <root> <capacity> <sessions-dir>");
     };
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // As `main` logs (`aezen::logging::init`): to stderr, which the bench writes to the
+    // child's log file, with `RUST_LOG` or the product's default filter.
+    tracing_subscriber::util::SubscriberInitExt::init(aezen::logging::subscriber(
+        aezen::config::LogFormat::Text,
+        aezen::logging::filter(),
+        std::io::stderr,
+        false,
+    ));
     let mut config = bench_config(Path::new(root));
-    config.tenant_cache_capacity = capacity.parse()?;
+    // `auto`: as the product runs by default, sized from the memory budget and file limit.
+    config.tenant_cache_capacity = match capacity.as_str() {
+        "auto" => None,
+        n => Some(n.parse()?),
+    };
     config.sessions_dir = PathBuf::from(sessions_dir);
     config.runtime()?.block_on(async {
         let app = Application::build(config).await?;
@@ -171,6 +176,23 @@ impl Proc {
             );
         }
         LogSummary::read(&self.log)
+    }
+
+    /// The tenant cache capacity a `--serve` child chose at start-up (its `tenant cache` log
+    /// line), once it is healthy.
+    pub(crate) fn tenant_cache_capacity(&self) -> anyhow::Result<u64> {
+        let log = std::fs::read_to_string(&self.log)?;
+        log.lines()
+            .filter(|line| line.contains("tenant cache"))
+            .find_map(|line| {
+                let at = line.find(" capacity=")? + " capacity=".len();
+                let digits: String = line[at..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits.parse().ok()
+            })
+            .context("the server logged no tenant cache capacity")
     }
 }
 

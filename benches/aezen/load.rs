@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -177,59 +176,6 @@ pub(crate) async fn load(
         })
 }
 
-/// As [`load`], from this process (reqwest), until `done()` says so (checked before each
-/// request): for phases that end on a condition rather than a time.
-pub(crate) async fn load_until(
-    http: &reqwest::Client,
-    concurrency: usize,
-    side: &Side,
-    done: impl Fn() -> bool + Clone + Send + 'static,
-) -> Load {
-    let next = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mark = CpuMark::now(side.pid);
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (http, make, next, expect, done) = (
-            http.clone(),
-            Arc::clone(&side.make),
-            Arc::clone(&next),
-            side.expect,
-            done.clone(),
-        );
-        workers.spawn(async move {
-            let mut mine = Load::default();
-            while !done() {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let t0 = Instant::now();
-                let outcome = match make(&http, i).send().await {
-                    Ok(res) => {
-                        let status = res.status();
-                        match res.bytes().await {
-                            Ok(_) if status == expect => Ok(()),
-                            Ok(body) => Err(format!(
-                                "{status}: {}",
-                                String::from_utf8_lossy(&body[..body.len().min(200)])
-                            )),
-                            Err(e) => Err(format!("body: {e}")),
-                        }
-                    }
-                    Err(e) => Err(format!("send: {e}")),
-                };
-                mine.record(outcome, t0);
-            }
-            mine
-        });
-    }
-    let mut total = Load::default();
-    while let Some(Ok(part)) = workers.join_next().await {
-        total.absorb(part);
-    }
-    total.elapsed = start.elapsed();
-    mark.close(&mut total);
-    total
-}
-
 /// Measures `a` against `b` with the same client and concurrency: a warm-up of each, then
 /// `scale.slices` alternating slices (a, b, a, b, …) so that other work on the machine hits
 /// both sides alike.
@@ -266,34 +212,94 @@ pub(crate) async fn interleaved_all(
     loads
 }
 
-/// `GET /api/tenant` for each account in turn, one request at a time.
-pub(crate) async fn one_at_a_time(
-    http: &reqwest::Client,
-    addr: &str,
-    accounts: &[&Account],
-    pid: u32,
-) -> Load {
-    let mark = CpuMark::now(Some(pid));
-    let start = Instant::now();
+/// `GET /api/tenant` for each account in turn, one request at a time, from a separate
+/// process: this binary as `--one-at-a-time` ([`one_at_a_time_child`]), so that the load
+/// client's CPU is not this process's (it is reported as the children's CPU).
+pub(crate) async fn one_at_a_time(addr: &str, accounts: &[&Account], pid: u32) -> Load {
+    let run = async {
+        let tokens: String = accounts.iter().map(|a| format!("{}\n", a.token)).collect();
+        let file = std::env::temp_dir().join(format!("aezen-one-at-a-time-{}", std::process::id()));
+        std::fs::write(&file, tokens)?;
+        let mark = CpuMark::now(Some(pid));
+        let children_before = crate::procfs::children_cpu();
+        let output = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("--one-at-a-time")
+            .arg(addr)
+            .arg(&file)
+            .kill_on_drop(true)
+            .output()
+            .await?;
+        let _ = std::fs::remove_file(&file);
+        if !output.status.success() {
+            bail!("{}", String::from_utf8_lossy(&output.stderr));
+        }
+        let result: OneAtATime = serde_json::from_slice(&output.stdout)?;
+        let mut load = Load {
+            ok: result.ok,
+            errors: result.errors,
+            error_samples: result.error_samples,
+            latencies: result.latencies_us,
+            elapsed: Duration::from_micros(result.elapsed_us),
+            ..Load::default()
+        };
+        mark.close(&mut load);
+        load.client_cpu = crate::procfs::children_cpu().saturating_sub(children_before);
+        anyhow::Ok(load)
+    };
+    run.await.unwrap_or_else(|err| Load {
+        errors: 1,
+        error_samples: vec![format!("one-at-a-time client: {err:#}")],
+        ..Load::default()
+    })
+}
+
+/// What the `--one-at-a-time` child prints.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OneAtATime {
+    ok: u64,
+    errors: u64,
+    error_samples: Vec<String>,
+    latencies_us: Vec<u32>,
+    elapsed_us: u64,
+}
+
+/// `--one-at-a-time <addr> <tokens-file>`: `GET /api/tenant` with each token in turn (one
+/// per line), one request at a time; prints the outcome as JSON.
+pub(crate) async fn one_at_a_time_child(args: &[String]) -> anyhow::Result<()> {
+    let [addr, file] = args else {
+        bail!("--one-at-a-time <addr> <tokens-file>");
+    };
+    let tokens = std::fs::read_to_string(file)?;
+    let http = client();
     let mut load = Load::default();
-    for a in accounts {
+    let start = Instant::now();
+    for token in tokens.lines() {
         let t0 = Instant::now();
-        let ok = http
+        let outcome = match http
             .get(format!("{addr}/api/tenant"))
-            .bearer_auth(&*a.token)
+            .bearer_auth(token)
             .send()
             .await
-            .is_ok_and(|r| r.status() == StatusCode::OK);
-        if ok {
-            load.ok += 1;
-            load.latencies.push(micros(t0));
-        } else {
-            load.errors += 1;
-        }
+        {
+            Ok(res) if res.status() == StatusCode::OK => res
+                .bytes()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("body: {e}")),
+            Ok(res) => Err(format!("status {}", res.status())),
+            Err(e) => Err(format!("send: {e}")),
+        };
+        load.record(outcome, t0);
     }
-    load.elapsed = start.elapsed();
-    mark.close(&mut load);
-    load
+    let result = OneAtATime {
+        ok: load.ok,
+        errors: load.errors,
+        error_samples: load.error_samples,
+        latencies_us: load.latencies,
+        elapsed_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+    };
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
 }
 
 /// With AEZEN_BENCH_PERF=<dir>: an extra 5 s pass of `side` under `perf record`, after the

@@ -94,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         Some("--bare") => child_runtime()?.block_on(bare(&args[1..])),
         Some("--bare-media") => child_runtime()?.block_on(bare_media(&args[1..])),
         Some("--webhook-receiver") => webhook_receiver(&args[1..]),
+        Some("--one-at-a-time") => child_runtime()?.block_on(load::one_at_a_time_child(&args[1..])),
         Some("--real-clients") => {
             let [dir, n] = &args[1..] else {
                 bail!("--real-clients <sessions-dir> <n>");

@@ -46,7 +46,7 @@ pub(crate) struct InProcess {
 impl InProcess {
     pub(crate) async fn start(root: &Path, capacity: u64) -> anyhow::Result<Self> {
         let mut config = bench_config(root);
-        config.tenant_cache_capacity = capacity;
+        config.tenant_cache_capacity = Some(capacity);
         let app = Application::build(config).await?;
         let addr = format!("http://{}", app.local_addr());
         let state = app.state().clone();

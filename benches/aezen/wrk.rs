@@ -70,6 +70,19 @@ pub(crate) async fn run(
     duration: Duration,
     side: &Side,
 ) -> anyhow::Result<Load> {
+    run_until(http, connections, duration, side, std::future::pending()).await
+}
+
+/// As [`run`], ended early once `stop` completes: wrk is sent SIGINT, on which it ends the run
+/// as at the end of its duration (its `done()` reports the requests so far and the time they
+/// took). For phases that end on a condition, such as row 11's load during a backup.
+pub(crate) async fn run_until(
+    http: &reqwest::Client,
+    connections: usize,
+    duration: Duration,
+    side: &Side,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<Load> {
     // wrk itself only counts answers of 400 and above as errors (a Lua `response` hook
     // would see each status, but costs a copy of every body into Lua: a 1 MiB item made wrk
     // the bottleneck). So the side's first request is sent once here and its status and
@@ -95,7 +108,7 @@ pub(crate) async fn run(
     let threads = THREADS.min(connections.max(1));
     let mark = CpuMark::now(side.pid);
     let children_before = crate::procfs::children_cpu();
-    let output = tokio::process::Command::new(wrk_path()?)
+    let child = tokio::process::Command::new(wrk_path()?)
         .arg(format!("-t{threads}"))
         .arg(format!("-c{connections}"))
         .arg(format!("-d{seconds}s"))
@@ -108,9 +121,24 @@ pub(crate) async fn run(
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
-        .output()
-        .await
+        .spawn()
         .context("running wrk")?;
+    let pid = child.id();
+    let output = child.wait_with_output();
+    tokio::pin!(output);
+    let output = tokio::select! {
+        output = &mut output => output,
+        () = stop => {
+            if let Some(pid) = pid {
+                let _ = tokio::process::Command::new("kill")
+                    .args(["-INT", &pid.to_string()])
+                    .status()
+                    .await;
+            }
+            output.await
+        }
+    }
+    .context("running wrk")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("AEZEN ")) else {
         bail!(

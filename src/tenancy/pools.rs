@@ -264,6 +264,29 @@ impl TenantPools {
         self.inner.cache.entry_count()
     }
 
+    /// Shrinks every open tenant's pool back to one idle connection with an empty page cache
+    /// ([`Db::shed_idle`]), on a blocking thread: run by the server's periodic upkeep, so that
+    /// the pool grows under a burst and shrinks back after it, and an open tenant nobody is
+    /// using stays cheap (docs/PERFORMANCE.md, row 5).
+    pub async fn shed_idle(&self) {
+        let inner = Arc::clone(&self.inner);
+        let shed = tokio::task::spawn_blocking(move || {
+            let (mut pools, mut closed) = (0_usize, 0_usize);
+            for (_, db) in &inner.cache {
+                pools += 1;
+                closed += db.shed_idle();
+            }
+            (pools, closed)
+        })
+        .await;
+        match shed {
+            Ok((pools, closed)) => {
+                tracing::debug!(pools, closed, "idle tenant connections shed");
+            }
+            Err(err) => tracing::error!(error = %err, "shedding idle tenant connections failed"),
+        }
+    }
+
     /// Closes every cached pool and waits until the closer has checkpointed them (used at
     /// shutdown; requests still running keep theirs).
     pub async fn clear(&self) {

@@ -78,7 +78,7 @@ async fn fifty_concurrent_first_requests_create_and_migrate_an_unprovisioned_ten
 
 #[tokio::test]
 async fn more_tenants_than_the_cache_holds_all_keep_working() {
-    let app = spawn_app_with(|c| c.tenant_cache_capacity = 3).await;
+    let app = spawn_app_with(|c| c.tenant_cache_capacity = Some(3)).await;
     let mut owners = Vec::new();
     for i in 0..8 {
         owners.push(app.register(&format!("Tenant {i}")).await);
@@ -104,7 +104,7 @@ async fn more_tenants_than_the_cache_holds_all_keep_working() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_that_left_the_cache_and_its_successor_share_one_writer_turn() {
-    let app = spawn_app_with(|c| c.tenant_cache_capacity = 1).await;
+    let app = spawn_app_with(|c| c.tenant_cache_capacity = Some(1)).await;
     let a = app.register("Tenant A").await;
     let b = app.register("Tenant B").await;
     let tenant = a.tenant_id.parse().unwrap();
@@ -311,7 +311,7 @@ async fn a_tenant_file_that_belongs_to_another_tenant_is_refused() {
 
 #[tokio::test]
 async fn a_tenant_that_leaves_the_cache_is_one_complete_file() {
-    let app = spawn_app_with(|c| c.tenant_cache_capacity = 1).await;
+    let app = spawn_app_with(|c| c.tenant_cache_capacity = Some(1)).await;
     let owner = app.register("Copied").await;
     for i in 0..20 {
         let (status, body) = app

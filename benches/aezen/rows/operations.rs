@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aezen::ops::{Outcome, Request, control};
@@ -17,7 +16,7 @@ use reqwest::StatusCode;
 
 use crate::Scale;
 use crate::children::{Proc, bench_config, wait_healthy, wait_idle};
-use crate::load::{CpuMark, Load, Side, get_json, hot_list, load, load_until};
+use crate::load::{CpuMark, Load, Side, get_json, hot_list, load};
 use crate::procfs::{RssSampler, rss_breakdown};
 use crate::report::{Report, describe_load, log_detail, mib, ms, per_sec, ratio, step};
 use crate::seed::{Account, Filled, InProcess, create_tenants, fill_to};
@@ -230,7 +229,8 @@ pub(crate) async fn backup_row(
 }
 
 /// Runs the load from the moment a backup into `out` starts until it answers; the load, the
-/// backup's outcome and its time.
+/// backup's outcome and its time. The load is wrk's ([`crate::wrk::run_until`]): the backup
+/// starts once wrk is running, and wrk is stopped as it answers (or after `BACKUP_LIMIT`).
 async fn load_during_backup(
     http: &reqwest::Client,
     scale: &Scale,
@@ -238,21 +238,19 @@ async fn load_during_backup(
     data_dir: &Path,
     out: &Path,
 ) -> anyhow::Result<(Load, Outcome, Duration)> {
-    let finished = Arc::new(AtomicBool::new(false));
-    let running = {
-        let (data_dir, out, finished) = (data_dir.to_owned(), out.to_owned(), finished.clone());
-        tokio::task::spawn_blocking(move || {
-            let answer = backup_blocking(&data_dir, &out, false);
-            finished.store(true, Ordering::Relaxed);
-            answer
-        })
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+    let (data_dir, out) = (data_dir.to_owned(), out.to_owned());
+    // First polled right after wrk was spawned.
+    let backup_answered = async move {
+        let answer =
+            tokio::task::spawn_blocking(move || backup_blocking(&data_dir, &out, false)).await;
+        let _ = answer_tx.send(answer);
     };
-    let limit = Instant::now() + BACKUP_LIMIT;
-    let during = load_until(http, scale.concurrency, side, move || {
-        finished.load(Ordering::Relaxed) || Instant::now() > limit
-    })
-    .await;
-    let (outcome, took) = tokio::time::timeout(Duration::from_secs(60), running)
+    let during =
+        crate::wrk::run_until(http, scale.concurrency, BACKUP_LIMIT, side, backup_answered)
+            .await
+            .context("row 11: wrk during the backup")?;
+    let (outcome, took) = answer_rx
         .await
         .context("row 11: the backup did not answer in time")???;
     Ok((during, outcome, took))
