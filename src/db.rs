@@ -247,12 +247,6 @@ impl Db {
         closed
     }
 
-    /// Open connections, and how many of them are idle.
-    pub fn connections(&self) -> (u32, u32) {
-        let state = self.pool.state();
-        (state.connections, state.idle_connections)
-    }
-
     /// Like [`Db::run`], for callers already on a blocking thread.
     pub fn run_blocking<T>(
         &self,
@@ -531,6 +525,27 @@ pub fn migrate(conn: &mut Connection, schema: &Schema) -> Result<Migrated, Migra
 mod tests {
     use super::*;
 
+    /// A pool of up to 4 connections on the existing file `path`, opened as a tenant's is.
+    fn shared_pool(path: &Path) -> Db {
+        let threads = Arc::new(ScheduledThreadPool::new(1));
+        open_pool(
+            path,
+            Durability::Normal,
+            FileLock::Shared,
+            4,
+            threads,
+            None,
+            Writer::default(),
+        )
+        .unwrap()
+    }
+
+    /// Open connections, and how many of them are idle.
+    fn connections(db: &Db) -> (u32, u32) {
+        let state = db.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
     /// r2d2 schedules a reaper for a pool with an idle timeout or a maximum lifetime and never
     /// cancels it: measured, each pool opened and dropped with `idle_timeout(300 s)` left
     /// 528 bytes behind for good (26 MB per 50,000 tenant opens). A tenant pool has neither.
@@ -539,17 +554,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         drop(open_connection(&path, Durability::Normal, FileLock::Shared, true).unwrap());
-        let threads = Arc::new(ScheduledThreadPool::new(1));
-        let db = open_pool(
-            &path,
-            Durability::Normal,
-            FileLock::Shared,
-            4,
-            threads,
-            None,
-            Writer::default(),
-        )
-        .unwrap();
+        let db = shared_pool(&path);
         assert_eq!(db.pool.idle_timeout(), None);
         assert_eq!(db.pool.max_lifetime(), None);
     }
@@ -564,23 +569,13 @@ mod tests {
         conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (7);")
             .unwrap();
         drop(conn);
-        let threads = Arc::new(ScheduledThreadPool::new(1));
-        let db = open_pool(
-            &path,
-            Durability::Normal,
-            FileLock::Shared,
-            4,
-            threads,
-            None,
-            Writer::default(),
-        )
-        .unwrap();
+        let db = shared_pool(&path);
         let burst = || {
             let held: Vec<_> = (0..3).map(|_| db.pool.get().unwrap()).collect();
             drop(held);
         };
         burst();
-        assert_eq!(db.connections(), (3, 3));
+        assert_eq!(connections(&db), (3, 3));
         let read = |db: &Db| {
             db.run_blocking(|conn| {
                 Ok(conn.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0))?)
@@ -590,16 +585,16 @@ mod tests {
         assert_eq!(read(&db), 7);
 
         assert_eq!(db.shed_idle(), 2);
-        assert_eq!(db.connections(), (1, 1));
+        assert_eq!(connections(&db), (1, 1));
         assert_eq!(read(&db), 7);
         // Nothing left to shed, and a busy connection is never taken.
         let busy = db.pool.get().unwrap();
         assert_eq!(db.shed_idle(), 0);
         drop(busy);
-        assert_eq!(db.connections(), (1, 1));
+        assert_eq!(connections(&db), (1, 1));
 
         burst();
-        assert_eq!(db.connections(), (3, 3));
+        assert_eq!(connections(&db), (3, 3));
     }
 
     #[test]
